@@ -1,0 +1,342 @@
+"""Run configuration as data: dataclasses with defaults, validate(), TOML round trip, presets.
+
+Imports neither torch nor Qt, so the window can validate a form before torch has loaded.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from autogpt_gui.errors import ConfigError
+
+# name -> (n_layer, n_head, n_embd, block_size); approximate non-embedding parameters in the comment
+PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "nano": (3, 4, 64, 64),  # 0.15M: a teaching demo that learns in a minute
+    "micro": (4, 4, 128, 64),  # 0.8M: nanoGPT's CPU Shakespeare config
+    "mini": (6, 6, 384, 256),  # 10.7M: nanoGPT's Shakespeare character model
+    "small": (8, 8, 512, 512),  # 25M
+    "gpt2": (12, 12, 768, 1024),  # 85M + embeddings: GPT-2 small
+}
+
+SOURCES = ("python-docs", "file", "folder", "jsonl", "task:addition", "task:reversal")
+TOKENIZERS = ("char", "byte", "bpe")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("constant", "linear", "cosine", "wsd")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network; vocab_size 0 means 'take it from the tokenizer'."""
+
+    preset: str = "micro"
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    bias: bool = True
+    vocab_size: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Where the text comes from and how it becomes tokens."""
+
+    source: str = "python-docs"
+    path: str = ""
+    tokenizer: str = "char"
+    bpe_vocab_size: int = 1024
+    val_fraction: float = 0.1
+    text_field: str = "text"
+    task_digits: int = 2
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule."""
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 0.1
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    decay_fraction: float = 0.2
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """How long, how big, how often; what the Trainer reads."""
+
+    batch_size: int = 12
+    grad_accum: int = 1
+    max_steps: int = 2000
+    epochs: int = 0
+    eval_interval: int = 250
+    eval_batches: int = 20
+    checkpoint_interval: int = 500
+    keep_last: int = 3
+    precision: str = "auto"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 1337
+    log_interval: int = 1
+    sample_tokens: int = 200
+    sample_prompt: str = ""
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to repeat or resume a run."""
+
+    name: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # ---- conversion -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Build from nested dicts; unknown sections or keys raise ConfigError naming them."""
+        cfg = cls()
+        problems: list[tuple[str, str]] = []
+        for key, value in data.items():
+            if key == "name":
+                cfg.name = str(value)
+            elif key in SECTIONS:
+                if not isinstance(value, dict):
+                    problems.append((key, "must be a table of settings"))
+                    continue
+                section = getattr(cfg, key)
+                if key == "model" and value.get("preset", "custom") != "custom":
+                    section = apply_preset(section, str(value["preset"]), problems)
+                for k, v in value.items():
+                    try:
+                        section = set_field(section, key, k, v)
+                    except ConfigError as err:
+                        problems.extend(err.problems)
+                setattr(cfg, key, section)
+            else:
+                problems.append((key, f"unknown section; expected one of {', '.join(SECTIONS)}"))
+        if problems:
+            raise ConfigError(problems)
+        return cfg
+
+    def to_toml(self) -> str:
+        lines = [f"name = {_toml_value(self.name)}", ""]
+        for section in SECTIONS:
+            lines.append(f"[{section}]")
+            for k, v in asdict(getattr(self, section)).items():
+                lines.append(f"{k} = {_toml_value(v)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_toml(cls, text: str) -> "RunConfig":
+        try:
+            return cls.from_dict(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError([("config", f"not valid TOML ({err}); check the line it names")]) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError([("config", f"file {p} does not exist; check the path")]) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError([("config", f"cannot read {p}: {err}")]) from None
+        return cls.from_toml(text)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+    def with_overrides(self, assignments: list[str]) -> "RunConfig":
+        """Apply `section.key=value` strings (the CLI's --set); values parse as TOML, else text."""
+        cfg = replace(self)
+        problems: list[tuple[str, str]] = []
+        for item in assignments:
+            name, sep, raw = item.partition("=")
+            section, dot, key = name.strip().partition(".")
+            if not sep or not dot:
+                problems.append((name or item, "write --set section.key=value, e.g. --set train.max_steps=500"))
+                continue
+            if section not in SECTIONS:
+                problems.append((name, f"unknown section '{section}'; expected one of {', '.join(SECTIONS)}"))
+                continue
+            value = _parse_value(raw.strip())
+            try:
+                target = getattr(cfg, section)
+                if section == "model" and key == "preset" and value != "custom":
+                    target = apply_preset(target, str(value), problems)
+                setattr(cfg, section, set_field(target, section, key, value))
+            except ConfigError as err:
+                problems.extend(err.problems)
+        if problems:
+            raise ConfigError(problems)
+        return cfg
+
+    # ---- checks -----------------------------------------------------------------------
+    def validate(self) -> list[tuple[str, str]]:
+        """Every problem as (field, message); an empty list means the run can start."""
+        return validate(self)
+
+
+SECTIONS = ("model", "data", "optim", "train")
+
+
+def apply_preset(model: ModelConfig, name: str, problems: list[tuple[str, str]]) -> ModelConfig:
+    if name not in PRESETS:
+        problems.append(("model.preset", f"unknown preset '{name}'; choose one of {', '.join(PRESETS)} or custom"))
+        return model
+    n_layer, n_head, n_embd, block_size = PRESETS[name]
+    return replace(model, preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
+
+
+def set_field(section_obj, section: str, key: str, value):
+    """A copy of section_obj with key set to value converted to the field's type."""
+    types = {f.name: f.type for f in fields(section_obj)}
+    if key not in types:
+        raise ConfigError([(f"{section}.{key}", f"unknown setting; {section} has {', '.join(types)}")])
+    kind = types[key]
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            value = bool(value)
+        elif kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            value = int(value)
+        elif kind == "float":
+            value = float(value)
+        else:
+            value = str(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError([(f"{section}.{key}", f"'{value}' is not a valid {kind}")]) from None
+    return replace(section_obj, **{key: value})
+
+
+def validate(cfg: RunConfig) -> list[tuple[str, str]]:
+    p: list[tuple[str, str]] = []
+    m, d, o, t = cfg.model, cfg.data, cfg.optim, cfg.train
+
+    if m.preset not in PRESETS and m.preset != "custom":
+        p.append(("model.preset", f"unknown preset '{m.preset}'; choose one of {', '.join(PRESETS)} or custom"))
+    for name, low in (("n_layer", 1), ("n_head", 1), ("n_embd", 8), ("block_size", 2)):
+        if getattr(m, name) < low:
+            p.append((f"model.{name}", f"must be at least {low}"))
+    if m.n_head >= 1 and m.n_embd >= 1 and m.n_embd % m.n_head:
+        ok = [h for h in (1, 2, 4, 6, 8, 12, 16) if m.n_embd % h == 0 and h <= m.n_embd]
+        p.append(("model.n_head", f"heads ({m.n_head}) must divide the width ({m.n_embd}): try {' or '.join(map(str, ok[-3:]))} heads"))
+    if not (0.0 <= m.dropout < 1.0):
+        p.append(("model.dropout", "must be at least 0 and below 1 (0.0-0.2 is usual)"))
+    if m.vocab_size < 0:
+        p.append(("model.vocab_size", "must be 0 (from the tokenizer) or a positive count"))
+
+    if d.source not in SOURCES:
+        p.append(("data.source", f"unknown source '{d.source}'; choose one of {', '.join(SOURCES)}"))
+    if d.source in ("file", "folder", "jsonl"):
+        path = Path(d.path).expanduser() if d.path else None
+        if not d.path:
+            p.append(("data.path", f"a {d.source} source needs a path; choose one"))
+        elif not path.exists():
+            p.append(("data.path", f"{d.path} does not exist; check the path"))
+        elif d.source == "folder" and not path.is_dir():
+            p.append(("data.path", f"{d.path} is a file; choose a folder or use source 'file'"))
+        elif d.source in ("file", "jsonl") and path.is_dir():
+            p.append(("data.path", f"{d.path} is a folder; choose a file or use source 'folder'"))
+    if d.tokenizer not in TOKENIZERS:
+        p.append(("data.tokenizer", f"unknown tokenizer '{d.tokenizer}'; choose one of {', '.join(TOKENIZERS)}"))
+    if d.tokenizer == "bpe" and not (260 <= d.bpe_vocab_size <= 65536):
+        p.append(("data.bpe_vocab_size", "must be between 260 and 65536 (1000-8000 suits small models)"))
+    if not (0.0 < d.val_fraction <= 0.5):
+        p.append(("data.val_fraction", "must be above 0 and at most 0.5 (0.1 is usual)"))
+    if d.source.startswith("task:") and not (1 <= d.task_digits <= 6):
+        p.append(("data.task_digits", "must be between 1 and 6"))
+
+    if o.name not in OPTIMIZERS:
+        p.append(("optim.name", f"unknown optimizer '{o.name}'; choose one of {', '.join(OPTIMIZERS)}"))
+    if not math.isfinite(o.lr) or o.lr <= 0:
+        p.append(("optim.lr", f"learning rate must be a positive number, not {o.lr} (1e-3 is a good start)"))
+    if not math.isfinite(o.min_lr) or o.min_lr < 0:
+        p.append(("optim.min_lr", f"must be zero or positive, not {o.min_lr}"))
+    elif math.isfinite(o.lr) and o.min_lr > o.lr:
+        p.append(("optim.min_lr", f"({o.min_lr}) must not exceed the learning rate ({o.lr}); try lr/10"))
+    for name in ("beta1", "beta2"):
+        if not (0.0 <= getattr(o, name) < 1.0):
+            p.append((f"optim.{name}", "must be at least 0 and below 1 (0.9 / 0.99 are usual)"))
+    if not math.isfinite(o.weight_decay) or o.weight_decay < 0:
+        p.append(("optim.weight_decay", "must be zero or positive (0.1 is usual)"))
+    if o.schedule not in SCHEDULES:
+        p.append(("optim.schedule", f"unknown schedule '{o.schedule}'; choose one of {', '.join(SCHEDULES)}"))
+    if o.warmup_steps < 0:
+        p.append(("optim.warmup_steps", "must be zero or positive"))
+    elif t.epochs == 0 and t.max_steps >= 1 and o.warmup_steps >= t.max_steps:
+        p.append(("optim.warmup_steps", f"({o.warmup_steps}) must be below max steps ({t.max_steps}); try {max(0, t.max_steps // 10)}"))
+    if not (0.0 < o.decay_fraction <= 1.0):
+        p.append(("optim.decay_fraction", "must be above 0 and at most 1 (0.2 is usual)"))
+    if not math.isfinite(o.grad_clip) or o.grad_clip < 0:
+        p.append(("optim.grad_clip", "must be zero (off) or positive (1.0 is usual)"))
+
+    for name in ("batch_size", "grad_accum", "eval_interval", "eval_batches", "keep_last", "log_interval"):
+        if getattr(t, name) < 1:
+            p.append((f"train.{name}", "must be at least 1"))
+    if t.max_steps < 1 and t.epochs < 1:
+        p.append(("train.max_steps", "set max steps or epochs to at least 1"))
+    if t.epochs < 0:
+        p.append(("train.epochs", "must be zero (use max steps) or positive"))
+    if t.checkpoint_interval < 0:
+        p.append(("train.checkpoint_interval", "must be zero (only best and last) or positive"))
+    if t.precision not in PRECISIONS:
+        p.append(("train.precision", f"unknown precision '{t.precision}'; choose one of {', '.join(PRECISIONS)}"))
+    dev = t.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N or mps"))
+    if t.sample_tokens < 0:
+        p.append(("train.sample_tokens", "must be zero (no samples) or positive"))
+    return p
+
+
+def check(cfg: RunConfig) -> RunConfig:
+    """Raise ConfigError with every problem, or return cfg unchanged."""
+    problems = validate(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{s}"'
+
+
+def _parse_value(raw: str):
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw

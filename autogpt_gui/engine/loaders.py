@@ -1,0 +1,142 @@
+"""Batch loaders over a token array. Each yields (x, y) with y = x shifted by one.
+
+Ours keep their position in `state_dict()` so a resumed run seeks straight back to it (no
+replaying of batches); a plain torch DataLoader over `WindowDataset` works as well.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+# Token arrays up to this many tokens are held in memory as one tensor; larger ones stay memmaps.
+IN_MEMORY_TOKENS = 200_000_000
+
+
+def _as_tensor(tokens) -> torch.Tensor | np.ndarray:
+    if len(tokens) <= IN_MEMORY_TOKENS:
+        return torch.from_numpy(np.asarray(tokens, dtype=np.int64).copy())
+    return tokens
+
+
+def _windows(data, starts: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, torch.Tensor):
+        rows = data[starts[:, None] + torch.arange(block + 1)]
+    else:
+        rows = torch.stack([torch.from_numpy(np.asarray(data[i : i + block + 1], dtype=np.int64))
+                            for i in starts.tolist()])
+    return rows[:, :-1], rows[:, 1:]
+
+
+class _Loader:
+    """Shared parts: device transfer and an epoch / position counter."""
+
+    def __init__(self, tokens, batch_size: int, block_size: int, device="cpu"):
+        if len(tokens) < block_size + 1:
+            raise ValueError(f"{len(tokens)} tokens are fewer than one window of {block_size + 1}")
+        self.data = _as_tensor(tokens)
+        self.n_tokens = len(tokens)
+        self.batch_size, self.block_size = batch_size, block_size
+        self.device = torch.device(device)
+        self.epoch, self.pos = 0, 0
+
+    def _to_device(self, x, y):
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        if self.device.type != "cpu":
+            return x.to(self.device), y.to(self.device)
+        return x, y
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+
+
+class RandomWindowLoader(_Loader):
+    """Random windows anywhere in the data, as nanoGPT samples; an 'epoch' is one data's worth."""
+
+    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, device="cpu"):
+        super().__init__(tokens, batch_size, block_size, device)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return max(1, (self.n_tokens - 1) // (self.batch_size * self.block_size))
+
+    def __iter__(self):
+        while self.pos < len(self):
+            starts = torch.randint(self.n_tokens - self.block_size, (self.batch_size,), generator=self.generator)
+            self.pos += 1
+            yield self._to_device(*_windows(self.data, starts, self.block_size))
+        self.epoch, self.pos = self.epoch + 1, 0
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.generator.set_state(state["generator"])
+
+
+class EpochLoader(_Loader):
+    """Every non-overlapping window once per epoch, in a fresh shuffled order each epoch."""
+
+    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, shuffle: bool = True, device="cpu"):
+        super().__init__(tokens, batch_size, block_size, device)
+        self.seed, self.shuffle = seed, shuffle
+        self.n_windows = (self.n_tokens - 1) // block_size
+
+    def __len__(self) -> int:
+        return max(1, self.n_windows // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n_windows)
+        return torch.randperm(self.n_windows, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+
+    def __iter__(self):
+        order = self._order() * self.block_size
+        while self.pos < len(self):
+            b = self.pos * self.batch_size
+            starts = order[b : b + self.batch_size]
+            self.pos += 1
+            yield self._to_device(*_windows(self.data, starts, self.block_size))
+        self.epoch, self.pos = self.epoch + 1, 0
+
+
+class EvalLoader(_Loader):
+    """The same evenly spaced windows on every pass, so validation curves compare like with like."""
+
+    def __init__(self, tokens, batch_size: int, block_size: int, num_batches: int = 20, device="cpu"):
+        super().__init__(tokens, batch_size, block_size, device)
+        span = self.n_tokens - block_size - 1
+        count = min(num_batches * batch_size, max(1, span + 1))
+        self.starts = torch.linspace(0, max(0, span), count).long()
+
+    def __len__(self) -> int:
+        return (len(self.starts) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        for b in range(0, len(self.starts), self.batch_size):
+            yield self._to_device(*_windows(self.data, self.starts[b : b + self.batch_size], self.block_size))
+
+
+class WindowDataset(Dataset):
+    """Non-overlapping (x, y) windows for a plain torch DataLoader."""
+
+    def __init__(self, tokens, block_size: int):
+        self.data = _as_tensor(tokens)
+        self.block_size = block_size
+        self.n = (len(tokens) - 1) // block_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        start = i * self.block_size
+        if isinstance(self.data, torch.Tensor):
+            row = self.data[start : start + self.block_size + 1]
+        else:
+            row = torch.from_numpy(np.asarray(self.data[start : start + self.block_size + 1], dtype=np.int64))
+        return row[:-1], row[1:]

@@ -1,0 +1,130 @@
+"""Device selection and the 'auto' precision choice, timed on the machine at hand."""
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import nullcontext
+from functools import lru_cache
+
+import torch
+
+from autogpt_gui.errors import TrainingError
+
+
+def pick_device(name: str | None = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU for 'auto'; a named device must exist."""
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError("no CUDA GPU is available on this computer; choose auto or cpu", "train.device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TrainingError(f"there is no {name}; this computer has {torch.cuda.device_count()} GPU(s)",
+                                "train.device")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("MPS (Apple GPU) is not available here; choose auto or cpu", "train.device")
+    return dev
+
+
+def list_devices() -> list[tuple[str, str]]:
+    """(value, description) of every device this computer can train on, best first."""
+    out = [("auto", "Automatic (best available)")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            out.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)"))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(("mps", "Apple GPU (MPS)"))
+    out.append(("cpu", f"CPU ({torch.get_num_threads()} threads)"))
+    return out
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_fast_on(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 autocast has hardware support on device, and the evidence."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "GPU supports bf16" if ok else "GPU lacks bf16"
+    if device.type == "cpu":
+        flags = cpu_flags()
+        for flag, what in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512-BF16")):
+            if flag in flags:
+                return True, f"CPU has {what}"
+        return False, "CPU has no AMX or AVX-512-BF16"
+    return False, f"{device.type} bf16 autocast is not used"
+
+
+def autocast_for(precision: str, device: torch.device):
+    """The autocast context for a resolved precision."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return nullcontext()
+
+
+def resolve_precision(requested: str, model: torch.nn.Module, device: torch.device,
+                      batch_shape: tuple[int, int]) -> tuple[str, str]:
+    """(precision, reason). 'auto' times fp32 against bf16 and keeps the faster correct one."""
+    if requested == "fp16" and device.type != "cuda":
+        raise TrainingError("fp16 needs a CUDA GPU (it relies on a gradient scaler); use bf16 or fp32",
+                            "train.precision")
+    if requested == "bf16" and device.type == "mps":
+        raise TrainingError("bf16 is not supported for training on MPS; use fp32", "train.precision")
+    if requested != "auto":
+        return requested, "as configured"
+    ok, why = bf16_fast_on(device)
+    if not ok:
+        return "fp32", f"fp32: {why}"
+    fp32 = _time_steps(model, device, batch_shape, "fp32")
+    bf16 = _time_steps(model, device, batch_shape, "bf16")
+    if bf16 < 0.95 * fp32:
+        return "bf16", f"bf16 autocast: {why}, and it ran {fp32 / bf16:.2f}x faster than fp32 on this model"
+    return "fp32", f"fp32: {why}, but bf16 was not faster on this model ({fp32 / bf16:.2f}x)"
+
+
+def _time_steps(model, device, batch_shape, precision: str, steps: int = 2) -> float:
+    """Seconds per forward+backward on a copy of the model; global RNG states are left untouched."""
+    probe = copy.deepcopy(model).to(device).train()
+    vocab = probe.config.vocab_size if hasattr(probe, "config") else 256
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(vocab, batch_shape, generator=gen).to(device)
+    y = torch.randint(vocab, batch_shape, generator=gen).to(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        best = float("inf")
+        for i in range(steps + 1):
+            _sync(device)
+            t0 = time.perf_counter()
+            with autocast_for(precision, device):
+                _, loss = probe(x, y)
+            loss.backward()
+            probe.zero_grad(set_to_none=True)
+            _sync(device)
+            if i:  # the first pass warms up kernels and allocator
+                best = min(best, time.perf_counter() - t0)
+    del probe
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

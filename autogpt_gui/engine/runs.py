@@ -1,0 +1,180 @@
+"""A run folder: config, tokenizer, metrics log, samples, status and checkpoints; and the list of runs."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from autogpt_gui.config import RunConfig
+from autogpt_gui.engine.checkpoint import CheckpointFolder
+
+
+@dataclass
+class RunSummary:
+    """One line of the runs list."""
+
+    id: str
+    path: str
+    name: str
+    created: float
+    step: int
+    max_steps: int | None
+    best_val_loss: float | None
+    status: str  # running, finished, stopped, failed, interrupted, new
+    reason: str = ""
+
+
+class Run:
+    """The folder of one training run, and a listener that records a Trainer's events in it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints_dir = self.path / "checkpoints"
+
+    @classmethod
+    def create(cls, cfg: RunConfig, root: Path) -> "Run":
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", cfg.name or cfg.data.source.replace("task:", "")).strip("-")[:40]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = root / f"{stamp}-{slug or 'run'}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = root / f"{stamp}-{slug or 'run'}-{n}"
+        path.mkdir(parents=True)
+        run = cls(path)
+        cfg.save(run.path / "config.toml")
+        run.write_status("new", 0, cfg.train.max_steps or None, None)
+        return run
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def config(self) -> RunConfig:
+        return RunConfig.load(self.path / "config.toml")
+
+    def checkpoint_folder(self, keep_last: int = 3) -> CheckpointFolder:
+        return CheckpointFolder(self.checkpoints_dir, keep_last)
+
+    # ---- status ------------------------------------------------------------------------------
+    def read_status(self) -> dict:
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "") -> None:
+        data = {"status": status, "pid": os.getpid(), "step": step, "max_steps": max_steps,
+                "best_val_loss": best, "reason": reason, "updated": time.time()}
+        tmp = self.path / ".status.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path / "status.json")
+
+    def summary(self) -> RunSummary:
+        st = self.read_status()
+        status = st.get("status", "new")
+        if status == "running" and not _alive(st.get("pid")):
+            status = "interrupted"
+        try:
+            name = self.config().name or self.id
+        except Exception:  # a damaged config still lists the run
+            name = self.id
+        return RunSummary(self.id, str(self.path), name, (self.path / "config.toml").stat().st_mtime,
+                          int(st.get("step", 0)),
+                          st.get("max_steps"), st.get("best_val_loss"), status, st.get("reason", ""))
+
+    # ---- recording a trainer -------------------------------------------------------------
+    def attach(self, trainer) -> None:
+        """Append the trainer's steps, evals and samples to this folder; keep status.json current."""
+        metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+        samples_path = self.path / "samples.jsonl"
+        max_steps = trainer.max_steps if hasattr(trainer, "max_steps") else trainer.config.max_steps or None
+
+        def best():
+            b = trainer.best_val_loss
+            return b if b != float("inf") else None
+
+        def on_step(m):
+            metrics.write(json.dumps({"type": "step", **asdict(m)}) + "\n")
+
+        def on_eval(m):
+            metrics.write(json.dumps({"type": "eval", **asdict(m)}) + "\n")
+            metrics.flush()
+            self.write_status("running", m.step, trainer.max_steps, best())
+
+        def on_sample(s):
+            with open(samples_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
+
+        def on_checkpoint(c):
+            metrics.flush()
+            self.write_status("running", c.step, trainer.max_steps, best())
+
+        def on_finished(f):
+            metrics.flush()
+            metrics.close()
+            self.write_status(f.status, f.step, trainer.max_steps, f.best_val_loss, f.reason)
+
+        for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
+                          ("checkpoint", on_checkpoint), ("finished", on_finished)):
+            trainer.on(event, fn)
+        self.write_status("running", trainer.step, max_steps, best())
+
+    def read_metrics(self) -> tuple[list[dict], list[dict]]:
+        """(step records, eval records) from metrics.jsonl; a torn last line is skipped."""
+        steps, evals = [], []
+        try:
+            with open(self.path / "metrics.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if rec.get("type") == "step" and steps and rec["step"] <= steps[-1]["step"]:
+                        # a resumed run rewrites the steps after its checkpoint: keep the newer ones
+                        steps = [s for s in steps if s["step"] < rec["step"]]
+                        evals = [e for e in evals if e["step"] < rec["step"]]
+                    (steps if rec.get("type") == "step" else evals).append(rec)
+        except OSError:
+            pass
+        return steps, evals
+
+    def read_samples(self) -> list[dict]:
+        out = []
+        try:
+            with open(self.path / "samples.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except OSError:
+            pass
+        return out
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def list_runs(root: Path) -> list[RunSummary]:
+    """Every run under root, newest first."""
+    out = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if (p / "config.toml").exists():
+                out.append(Run(p).summary())
+    return sorted(out, key=lambda r: r.id, reverse=True)

@@ -1,0 +1,389 @@
+"""The training loop: forward, backward, step, and announce what happened.
+
+Listeners (the terminal progress bar, the metrics file, the Qt worker) subscribe with
+`trainer.on(event, fn)`; the loop never knows who listens. Requests from other threads
+(pause, resume, stop, save, evaluate, sample, call) are honoured between steps.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Callable
+
+import torch
+
+from autogpt_gui.config import TrainConfig
+from autogpt_gui.errors import TrainingError
+from autogpt_gui.engine.checkpoint import CheckpointFolder, capture_rng, restore_rng
+from autogpt_gui.engine.precision import autocast_for, pick_device, resolve_precision
+from autogpt_gui.engine.schedules import Schedule
+
+log = logging.getLogger("autogpt_gui")
+EVENTS = ("step", "eval", "checkpoint", "sample", "log", "finished")
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    grad_norm: float | None
+    tokens_per_sec: float
+    elapsed: float
+    tokens_seen: int
+    max_steps: int | None
+
+
+@dataclass
+class EvalMetrics:
+    step: int
+    val_loss: float
+    best_val_loss: float
+    elapsed: float
+    tokens_seen: int
+
+
+@dataclass
+class CheckpointSaved:
+    path: str
+    step: int
+    val_loss: float | None
+    kind: str
+
+
+@dataclass
+class SampleText:
+    step: int
+    prompt: str
+    text: str
+
+
+@dataclass
+class Finished:
+    status: str  # "finished", "stopped" or "failed"
+    step: int
+    best_val_loss: float | None
+    reason: str = ""
+
+
+class Trainer:
+    """Trains `model` with `optimizer` on (x, y) batches from train_loader; evaluates on val_loader.
+
+    Everything beyond the four positional arguments is optional: a TrainConfig (or its fields
+    as keywords), a learning-rate schedule `lr(step)`, a CheckpointFolder, a sampler
+    `model -> (prompt, text)`, and extra plain data stored in every checkpoint.
+    """
+
+    def __init__(self, model, optimizer, train_loader, val_loader, *, device=None,
+                 config: TrainConfig | None = None, schedule: Schedule | None = None,
+                 checkpoints: CheckpointFolder | None = None, sampler: Callable | None = None,
+                 grad_clip: float = 0.0, extra_state: dict | None = None, **overrides):
+        base = config or _seed_defaults()
+        names = {f.name for f in fields(TrainConfig)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"unknown Trainer option(s): {', '.join(sorted(unknown))}")
+        self.config = replace(base, **overrides)
+        self.device = pick_device(device if device is not None else self.config.device)
+        self.model = model.to(self.device)
+        self.optimizer, self.train_loader, self.val_loader = optimizer, train_loader, val_loader
+        self.schedule, self.checkpoints, self.sampler = schedule, checkpoints, sampler
+        self.extra_state = extra_state or {}
+        self.grad_clip = grad_clip
+        self.step = self.epoch = self.tokens_seen = 0
+        self.elapsed = 0.0
+        self.best_val_loss = math.inf
+        self.last_val_loss: float | None = None
+        self.precision, self.precision_reason = None, ""
+        self.events: dict[str, list[Callable]] = {name: [] for name in EVENTS}
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._paused = False
+        self._micro = 0
+        self._micro_losses: list[torch.Tensor] = []
+        self._forward = self.model
+        self.scaler = None
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    # ---- events and requests -----------------------------------------------------------
+    def on(self, event: str, fn: Callable) -> None:
+        """Call fn(payload) whenever `event` happens (one of EVENTS)."""
+        self.events[event].append(fn)
+
+    def _emit(self, event: str, payload) -> None:
+        if event == "log":
+            log.info(payload)
+        for fn in self.events[event]:
+            fn(payload)
+
+    def request(self, kind: str, payload=None) -> None:
+        """Thread-safe: pause, resume, stop, save, evaluate, sample, or call (payload(trainer))."""
+        if kind == "stop":
+            self._stop.set()
+        self._requests.put((kind, payload))
+
+    def pause(self) -> None:
+        self.request("pause")
+
+    def resume(self) -> None:
+        self.request("resume")
+
+    def stop(self) -> None:
+        self.request("stop")
+
+    # ---- the seed's contract -------------------------------------------------------------
+    def train_epoch(self) -> float:
+        """One pass over train_loader (or until max_steps / stop); returns the mean loss."""
+        self._prepare()
+        losses: list[float] = []
+        t_last = time.perf_counter()
+        for x, y in self.train_loader:
+            loss = self._micro_step(x, y)
+            self._micro_losses.append(loss)
+            self._micro += 1
+            if self._micro < self.config.grad_accum:
+                continue
+            metrics = self._optimizer_step(x.numel(), t_last)
+            losses.append(metrics.loss)
+            self._after_step(metrics)
+            t_last = time.perf_counter()
+            if self._done():
+                break
+        else:
+            self.epoch += 1
+        return sum(losses) / len(losses) if losses else float("nan")
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean loss over val_loader (at most eval_batches batches) in eval mode."""
+        self._prepare()
+        was_training = self.model.training
+        self.model.eval()
+        total, count = torch.zeros((), device=self.device), 0
+        for i, (x, y) in enumerate(self.val_loader):
+            if i >= self.config.eval_batches:
+                break
+            with autocast_for(self.precision, self.device):
+                _, loss = self._loss(self.model, x, y)
+            total += loss.float()
+            count += 1
+        self.model.train(was_training)
+        return (total / max(1, count)).item()
+
+    def train(self, num_epochs: int | None = None) -> Finished:
+        """Train for num_epochs (or config.epochs), or config.max_steps steps; returns how it ended."""
+        cfg = self.config
+        epochs = num_epochs if num_epochs is not None else cfg.epochs
+        self.max_steps = cfg.max_steps if not epochs else None
+        self._prepare()
+        self._emit("log", f"training on {self.device} with {self.precision} ({self.precision_reason})")
+        self._t0 = time.perf_counter() - self.elapsed
+        target_epoch = self.epoch + epochs if epochs else None
+        try:
+            while not self._done() and (target_epoch is None or self.epoch < target_epoch):
+                mean = self.train_epoch()
+                if target_epoch is not None and not self._stop.is_set():
+                    if self.last_eval_step != self.step:
+                        self._run_eval()
+                    self._emit("log", f"epoch {self.epoch}: train loss {mean:.4f}, "
+                                      f"validation loss {self.last_val_loss:.4f}")
+            if self._stop.is_set():
+                self._save("stop")
+                return self._finish("stopped")
+            if self.last_eval_step != self.step:
+                self._run_eval()
+            self._save("last")
+            return self._finish("finished")
+        except TrainingError as err:
+            self._finish("failed", str(err))
+            raise
+        except torch.cuda.OutOfMemoryError:
+            err = TrainingError("the GPU ran out of memory; lower the batch size or context, or use a smaller "
+                                "model (the last checkpoint is kept)", "train.batch_size")
+            self._finish("failed", str(err))
+            raise err from None
+        except Exception as err:
+            self._finish("failed", f"{type(err).__name__}: {err}")
+            raise
+
+    # ---- one step ------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        if self.precision is not None:
+            return
+        shape = (getattr(self.train_loader, "batch_size", None) or 8,
+                 getattr(self.train_loader, "block_size", None) or getattr(self.model.config, "block_size", 64))
+        self.precision, self.precision_reason = resolve_precision(self.config.precision, self.model, self.device, shape)
+        if self.precision == "fp16":
+            self.scaler = torch.amp.GradScaler("cuda")
+            if self._scaler_state is not None:
+                self.scaler.load_state_dict(self._scaler_state)
+        if self.config.compile:
+            self._forward = torch.compile(self.model)
+        self.max_steps = getattr(self, "max_steps", self.config.max_steps or None)
+        self.last_eval_step = getattr(self, "last_eval_step", -1)
+        self._t0 = getattr(self, "_t0", time.perf_counter() - self.elapsed)
+
+    _scaler_state = None
+
+    @staticmethod
+    def _loss(model, x, y):
+        out = model(x, y)
+        if isinstance(out, tuple):
+            return out
+        return out, torch.nn.functional.cross_entropy(out.view(-1, out.size(-1)), y.reshape(-1))
+
+    def _micro_step(self, x, y) -> torch.Tensor:
+        if x.device != self.device:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self._micro == 0 and self.schedule is not None:
+            lr = self.schedule(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        with autocast_for(self.precision, self.device):
+            _, loss = self._loss(self._forward, x, y)
+        scaled = loss / self.config.grad_accum
+        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        return loss.detach()
+
+    def _optimizer_step(self, batch_tokens: int, t_last: float) -> StepMetrics:
+        grad_norm = None
+        if self.grad_clip and self.grad_clip > 0:
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = (sum(self._micro_losses) / len(self._micro_losses)).item()
+        self._micro, self._micro_losses = 0, []
+        self.step += 1
+        tokens = batch_tokens * self.config.grad_accum
+        self.tokens_seen += tokens
+        now = time.perf_counter()
+        self.elapsed = now - self._t0
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss} at step {self.step}; training stopped and the last good checkpoint "
+                "is kept. Lower the learning rate, enable gradient clipping, or use fp32", "optim.lr")
+        return StepMetrics(self.step, self.epoch, loss, self.optimizer.param_groups[0]["lr"],
+                           None if grad_norm is None else float(grad_norm), tokens / max(now - t_last, 1e-9),
+                           self.elapsed, self.tokens_seen, self.max_steps)
+
+    def _after_step(self, m: StepMetrics) -> None:
+        cfg = self.config
+        if self.step % cfg.log_interval == 0 or self.step == self.max_steps:
+            self._emit("step", m)
+        improved = False
+        if self.step % cfg.eval_interval == 0:
+            improved = self._run_eval()
+        periodic = cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0
+        if periodic or improved:
+            self._save("step", is_best=improved)
+        self._handle_requests()
+
+    def _done(self) -> bool:
+        return self._stop.is_set() or (self.max_steps is not None and self.step >= self.max_steps)
+
+    # ---- evaluation, samples, checkpoints --------------------------------------------------
+    def _run_eval(self) -> bool:
+        val = self.evaluate()
+        self.last_eval_step, self.last_val_loss = self.step, val
+        improved = val < self.best_val_loss
+        if improved:
+            self.best_val_loss = val
+        self._emit("eval", EvalMetrics(self.step, val, self.best_val_loss, self.elapsed, self.tokens_seen))
+        if self.sampler is not None and self.config.sample_tokens > 0:
+            self._sample()
+        return improved
+
+    def _sample(self) -> None:
+        prompt, text = self.sampler(self.model)
+        self._emit("sample", SampleText(self.step, prompt, text))
+
+    def _save(self, kind: str, is_best: bool = False) -> None:
+        if self.checkpoints is None or self.step == 0:
+            return
+        path = self.checkpoints.save(self.state_dict(), self.step, self.last_val_loss if
+                                     self.last_eval_step == self.step else None, is_best, kind)
+        self._emit("checkpoint", CheckpointSaved(str(path), self.step, self.last_val_loss, kind))
+
+    def _finish(self, status: str, reason: str = "") -> Finished:
+        best = self.best_val_loss if math.isfinite(self.best_val_loss) else None
+        info = Finished(status, self.step, best, reason)
+        self._emit("finished", info)
+        return info
+
+    def _handle_requests(self) -> None:
+        while True:
+            try:
+                kind, payload = self._requests.get(timeout=0.05) if self._paused else self._requests.get_nowait()
+            except queue.Empty:
+                if self._paused and not self._stop.is_set():
+                    continue
+                return
+            if kind == "pause" and not self._paused:
+                self._paused = True
+                self._emit("log", f"paused at step {self.step}")
+            elif kind == "resume" and self._paused:
+                self._paused = False
+                self._emit("log", f"resumed at step {self.step}")
+                self._t0 = time.perf_counter() - self.elapsed
+            elif kind == "stop":
+                self._paused = False
+                return
+            elif kind == "save":
+                self._save("step", is_best=False)
+            elif kind == "evaluate":
+                if self._run_eval():
+                    self._save("step", is_best=True)
+            elif kind == "sample" and self.sampler is not None:
+                self._sample()
+            elif kind == "call":
+                payload(self)
+
+    # ---- exact resume --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where this run is now."""
+        loader_state = self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "trainer": {"step": self.step, "epoch": self.epoch, "tokens_seen": self.tokens_seen,
+                        "elapsed": self.elapsed, "best_val_loss": self.best_val_loss,
+                        "last_val_loss": self.last_val_loss},
+            "loader": loader_state,
+            "rng": capture_rng(),
+            **self.extra_state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict(): weights, optimizer, counters, data position and RNG states."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._scaler_state = state.get("scaler")
+        t = state["trainer"]
+        self.step, self.epoch, self.tokens_seen = int(t["step"]), int(t["epoch"]), int(t["tokens_seen"])
+        self.elapsed, self.best_val_loss = float(t["elapsed"]), float(t["best_val_loss"])
+        self.last_val_loss = t.get("last_val_loss")
+        self.last_eval_step = self.step if self.last_val_loss is not None else -1
+        if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
+            self.train_loader.load_state_dict(state["loader"])
+        restore_rng(state["rng"])
+        self._emit("log", f"resumed at step {self.step}, epoch {self.epoch}, {self.tokens_seen:,} tokens seen")
+
+
+def _seed_defaults() -> TrainConfig:
+    """Defaults for the seed snippet: epochs given to train(), evaluation once per epoch, fp32."""
+    return TrainConfig(max_steps=0, epochs=0, eval_interval=10**9, eval_batches=10**9,
+                       checkpoint_interval=0, precision="fp32", device="auto")
