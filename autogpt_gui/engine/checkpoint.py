@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import random
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -98,10 +99,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path.name} was refused: it holds more than tensors and plain data (pickled code or objects), "
-            f"which could run code on this computer. Only load checkpoints you trust ({_first_line(err)})",
-            "checkpoint") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise CheckpointError(
+                f"{path.name} was refused: it asks to run {found.group(1)}, and loading it could run code on "
+                "this computer. Only tensors and plain data are accepted", "checkpoint") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged or another format)",
+                              "checkpoint") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or damaged: "
                               f"{_first_line(err)})", "checkpoint") from None

@@ -13,15 +13,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-# name -> (n_layer, n_head, n_embd, block_size)
-PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "nano": (3, 3, 48, 64),  # ~0.1M params + embeddings: a teaching demo
-    "micro": (4, 4, 128, 64),  # ~0.8M: nanoGPT's CPU Shakespeare config
-    "mini": (6, 6, 384, 256),  # ~10.7M: the nanoGPT Shakespeare character model
-    "small": (8, 8, 512, 512),  # ~25M
-    "gpt2": (12, 12, 768, 1024),  # 124M with the GPT-2 vocabulary
-}
-
+from autogpt_gui.config import PRESETS
 
 @dataclass
 class GPTConfig:

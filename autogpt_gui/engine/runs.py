@@ -89,7 +89,14 @@ class Run:
     # ---- recording a trainer -------------------------------------------------------------
     def attach(self, trainer) -> None:
         """Append the trainer's steps, evals and samples to this folder; keep status.json current."""
-        metrics = open(self.path / "metrics.jsonl", "a", encoding="utf-8")
+        pending: list[str] = []  # step lines, written in batches: no file is held open between them
+
+        def flush():
+            if pending:
+                with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                    fh.writelines(pending)
+                pending.clear()
+
         samples_path = self.path / "samples.jsonl"
         max_steps = trainer.max_steps if hasattr(trainer, "max_steps") else trainer.config.max_steps or None
 
@@ -98,11 +105,13 @@ class Run:
             return b if b != float("inf") else None
 
         def on_step(m):
-            metrics.write(json.dumps({"type": "step", **asdict(m)}) + "\n")
+            pending.append(json.dumps({"type": "step", **asdict(m)}) + "\n")
+            if len(pending) >= 200:
+                flush()
 
         def on_eval(m):
-            metrics.write(json.dumps({"type": "eval", **asdict(m)}) + "\n")
-            metrics.flush()
+            pending.append(json.dumps({"type": "eval", **asdict(m)}) + "\n")
+            flush()
             self.write_status("running", m.step, trainer.max_steps, best())
 
         def on_sample(s):
@@ -110,12 +119,11 @@ class Run:
                 fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
 
         def on_checkpoint(c):
-            metrics.flush()
+            flush()
             self.write_status("running", c.step, trainer.max_steps, best())
 
         def on_finished(f):
-            metrics.flush()
-            metrics.close()
+            flush()
             self.write_status(f.status, f.step, trainer.max_steps, f.best_val_loss, f.reason)
 
         for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),

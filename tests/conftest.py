@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated user folder per test, offscreen Qt, tiny configurations."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+@pytest.fixture(autouse=True)
+def user_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own user data / cache / settings folder."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOGPT_GUI_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def tiny_config():
+    """A model of a few thousand parameters on the built-in corpus: trains in a second or two."""
+    from autogpt_gui.config import RunConfig
+
+    def make(*overrides: str):
+        return RunConfig(name="tiny").with_overrides([
+            "model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32",
+            "model.block_size=32", "train.batch_size=8", "train.max_steps=40", "train.eval_interval=20",
+            "train.eval_batches=4", "train.checkpoint_interval=20", "optim.warmup_steps=4",
+            "train.precision='fp32'", "train.sample_tokens=20", "train.device='cpu'", *overrides])
+
+    return make
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    if not SHAKESPEARE.exists():
+        pytest.skip("../shared/data/tinyshakespeare.txt is not present")
+    return SHAKESPEARE
