@@ -141,6 +141,9 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool) -> int:
     print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
           f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
     print(f"model: {session.model.num_params() / 1e6:.2f}M parameters on {session.trainer.device}")
+    tr = session.trainer
+    if resume_from:
+        print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
     try:
         result = session.trainer.train()
     except KeyboardInterrupt:

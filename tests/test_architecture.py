@@ -1,0 +1,31 @@
+"""The layering rules of DESIGN.md, checked by import-linter and by a plain scan."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_engine_imports_no_qt():
+    pattern = re.compile(r"^\s*(from|import)\s+(PySide6|pyqtgraph|shiboken6|PyQt\d)", re.M)
+    offenders = [str(p) for p in (ROOT / "autogpt_gui" / "engine").rglob("*.py") if pattern.search(p.read_text())]
+    assert not offenders
+
+
+def test_import_contracts_hold():
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("import-linter is not installed")
+    done = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "broken" not in done.stdout.split("Contracts:")[-1] or "0 broken" in done.stdout
+
+
+def test_engine_runs_without_qt_loaded():
+    code = ("import sys; import autogpt_gui.engine.session, autogpt_gui.cli; "
+            "assert not any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
