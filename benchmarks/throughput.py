@@ -1,0 +1,109 @@
+"""Trainer vs a bare hand-written PyTorch loop on the same model and batches, and auto precision.
+
+Prints tokens/s, the ratios (Trainer / bare at fp32, auto / bare fp32), what 'auto' chose, and
+model FLOPs utilisation against matmul peaks measured here. Variants are interleaved in rounds
+and medians taken, because these machines are shared and noisy.
+
+    python benchmarks/throughput.py [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CONFIGS, gpt_config, matmul_peak, per_step_seconds, token_data  # noqa: E402
+
+from autogpt_gui.config import TrainConfig  # noqa: E402
+from autogpt_gui.engine.loaders import EvalLoader, RandomWindowLoader  # noqa: E402
+from autogpt_gui.engine.model import AutoGPTModel  # noqa: E402
+from autogpt_gui.engine.schedules import make_schedule  # noqa: E402
+from autogpt_gui.engine.trainer import Trainer  # noqa: E402
+
+
+def optimizer_for(model):
+    return torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+
+
+def bare_loop(model, loader, steps: int) -> float:
+    """The loop anyone would write: forward, backward, clip, step; seconds per step."""
+    opt = optimizer_for(model)
+    schedule = make_schedule("cosine", 1e-3, 1e-4, 10, 1000)
+    stamps, it = [], iter(loader)
+    for step in range(steps + 3):
+        x, y = next(it)
+        for g in opt.param_groups:
+            g["lr"] = schedule(step)
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        stamps.append(time.perf_counter())
+    return per_step_seconds(stamps)
+
+
+def trainer_loop(model, loader, val, steps: int, precision: str) -> tuple[float, str]:
+    """Our Trainer on the same model and batches; seconds per step and the precision it used."""
+    cfg = TrainConfig(max_steps=steps + 3, eval_interval=10**9, checkpoint_interval=0, precision=precision,
+                      device="cpu", sample_tokens=0)
+    trainer = Trainer(model, optimizer_for(model), loader, val, config=cfg,
+                      schedule=make_schedule("cosine", 1e-3, 1e-4, 10, 1000), grad_clip=1.0)
+    stamps: list[float] = []
+    trainer.on("step", lambda m: stamps.append(time.perf_counter()))
+    trainer.train()
+    return per_step_seconds(stamps), f"{trainer.precision} ({trainer.precision_reason})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured matmul peak: "
+          f"fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = token_data(Path(tmp))
+    ok = True
+    for label, shape, batch, steps in CONFIGS:
+        cfg = gpt_config(shape, data.tokenizer.vocab_size)
+        base = AutoGPTModel(cfg)
+        tokens_per_step = batch * cfg.block_size
+        times: dict[str, list[float]] = {"bare fp32": [], "Trainer fp32": [], "Trainer auto": []}
+        chose = ""
+        for _ in range(args.rounds):
+            def loader():
+                return RandomWindowLoader(data.train, batch, cfg.block_size, seed=1)
+            val = EvalLoader(data.val, batch, cfg.block_size, 2)
+            times["bare fp32"].append(bare_loop(copy.deepcopy(base), loader(), steps))
+            times["Trainer fp32"].append(trainer_loop(copy.deepcopy(base), loader(), val, steps, "fp32")[0])
+            t, chose = trainer_loop(copy.deepcopy(base), loader(), val, steps, "auto")
+            times["Trainer auto"].append(t)
+        rate = {k: tokens_per_step / statistics.median(v) for k, v in times.items()}
+        flops = base.flops_per_token()
+        print(f"\n{label}: {base.num_params() / 1e6:.2f}M parameters, {flops / 1e6:.1f} MFLOP/token")
+        for k, r in rate.items():
+            peak = peak16 if (k == "Trainer auto" and chose.startswith("bf16")) else peak32
+            print(f"  {k:13} {r:10,.0f} tokens/s   MFU {flops * r / peak * 100:5.1f}% of "
+                  f"{'bf16' if peak is peak16 else 'fp32'} peak")
+        parity = rate["Trainer fp32"] / rate["bare fp32"]
+        speedup = rate["Trainer auto"] / rate["bare fp32"]
+        print(f"  Trainer / bare loop (fp32):  {parity:.3f}   (target >= 0.97)")
+        print(f"  auto / bare loop fp32:       {speedup:.2f}x  auto chose {chose}")
+        ok &= parity >= 0.97
+        ok &= speedup >= (2.0 if shape["n_embd"] >= 384 else 0.97)
+    print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
