@@ -39,3 +39,10 @@ def shakespeare() -> Path:
     if not SHAKESPEARE.exists():
         pytest.skip("../shared/data/tinyshakespeare.txt is not present")
     return SHAKESPEARE
+
+
+def pytest_exception_interact(node, call, report):
+    """Print a failure at once: a crash in teardown must not swallow the reason."""
+    import sys
+
+    print(report.longreprtext[-3000:], file=sys.__stderr__)

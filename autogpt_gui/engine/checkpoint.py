@@ -1,4 +1,8 @@
-"""Checkpoints: atomic writes, safe loads (weights_only), retention that never drops best or last."""
+"""Checkpoints: atomic writes, safe loads (weights_only), retention that never drops best or last.
+
+torch is imported inside the functions that need it, so the window can list checkpoints before
+torch has loaded.
+"""
 from __future__ import annotations
 
 import errno
@@ -13,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from autogpt_gui.errors import CheckpointError
 
@@ -41,6 +44,8 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
     On failure (disk full, interrupted) the temp file is removed and whatever was at `path`
     before is untouched.
     """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -93,6 +98,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 # ---- reading ---------------------------------------------------------------------------------
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load one of our checkpoints without running any code from it, or raise CheckpointError."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; choose a checkpoint file (.pt)", "checkpoint")
@@ -124,6 +131,8 @@ def _first_line(err: Exception) -> str:
 # ---- random state ----------------------------------------------------------------------------
 def capture_rng() -> dict:
     """Python, NumPy, torch CPU and CUDA random states, as plain data and tensors."""
+    import torch
+
     py = random.getstate()
     np_state = np.random.get_state()
     state = {
@@ -137,6 +146,8 @@ def capture_rng() -> dict:
 
 
 def restore_rng(state: dict) -> None:
+    import torch
+
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]

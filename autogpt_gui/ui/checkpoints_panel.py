@@ -1,1 +1,114 @@
-"""placeholder until the window lands."""
+"""The run's checkpoints: a table, and Save now / Resume / Open folder / Export / Delete."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from autogpt_gui.engine.checkpoint import CheckpointFolder
+from autogpt_gui.estimates import human_bytes
+
+
+class CheckpointsPanel(QWidget):
+    """Lists checkpoints of the current run folder; asks the window to resume or export one."""
+
+    save_requested = Signal()
+    resume_requested = Signal(str)  # checkpoint path
+    export_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.folder: CheckpointFolder | None = None
+        self.title = QLabel("No run yet: checkpoints appear here as the run saves them.")
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Checkpoint", "Step", "Val loss", "Saved", "Size"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.save_btn = QPushButton("Save now")
+        self.save_btn.setToolTip("Save a checkpoint of the running model now")
+        self.resume_btn = QPushButton("Resume from selected")
+        self.resume_btn.setToolTip("Continue training from the selected checkpoint, exactly where it was")
+        self.open_btn = QPushButton("Open folder")
+        self.open_btn.setToolTip("Show the checkpoint files in your file manager")
+        self.export_btn = QPushButton("Export weights…")
+        self.export_btn.setToolTip("Write model.safetensors with config.toml and tokenizer.json beside it")
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.setToolTip("Delete the selected checkpoint file (asks first)")
+        self.save_btn.clicked.connect(self.save_requested)
+        self.resume_btn.clicked.connect(lambda: self.selected() and self.resume_requested.emit(self.selected()))
+        self.export_btn.clicked.connect(lambda: self.selected() and self.export_requested.emit(self.selected()))
+        self.open_btn.clicked.connect(self._open_folder)
+        self.delete_btn.clicked.connect(self._delete)
+        row = QHBoxLayout()
+        for b in (self.save_btn, self.resume_btn, self.open_btn, self.export_btn, self.delete_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(row)
+        self.set_training(False)
+        self._selection_changed()
+
+    def set_folder(self, run_path: str | None) -> None:
+        self.folder = CheckpointFolder(Path(run_path) / "checkpoints") if run_path else None
+        self.refresh()
+
+    def set_training(self, running: bool) -> None:
+        self.running = running
+        self.save_btn.setEnabled(running)
+        self._selection_changed()
+
+    def refresh(self) -> None:
+        rows = self.folder.list() if self.folder and self.folder.folder.exists() else []
+        if self.folder:
+            self.title.setText(f"Checkpoints in {self.folder.folder}  (★ = best validation loss)")
+        self.table.setRowCount(len(rows))
+        for i, c in enumerate(rows):
+            name = Path(c.path).name + ("  ★" if c.is_best and Path(c.path).name != "last.pt" else "")
+            cells = [name, str(c.step), "" if c.val_loss is None else f"{c.val_loss:.4f}",
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.time)), human_bytes(c.size)]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(256, c.path)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self._selection_changed()
+
+    def selected(self) -> str | None:
+        items = self.table.selectedItems()
+        return items[0].data(256) if items else None
+
+    def select_row(self, name: str) -> None:
+        for i in range(self.table.rowCount()):
+            if self.table.item(i, 0).text().split()[0] == name:
+                self.table.selectRow(i)
+
+    def _selection_changed(self) -> None:
+        has = self.selected() is not None
+        self.resume_btn.setEnabled(has and not getattr(self, "running", False))
+        self.export_btn.setEnabled(has)
+        self.delete_btn.setEnabled(has and not getattr(self, "running", False))
+        self.open_btn.setEnabled(self.folder is not None)
+
+    def _open_folder(self) -> None:
+        if self.folder:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder.folder)))
+
+    def _delete(self) -> None:
+        path = self.selected()
+        if not path or not self.folder:
+            return
+        answer = QMessageBox.question(self, "Delete checkpoint", f"Delete {Path(path).name}? This cannot be undone.")
+        if answer == QMessageBox.Yes:
+            self.folder.delete(Path(path).name)
+            self.refresh()

@@ -1,1 +1,456 @@
-"""placeholder until the window lands."""
+"""The main window: builds the panels and wires their signals to the workers. No training logic."""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPlainTextEdit, QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from autogpt_gui import paths
+from autogpt_gui.config import RunConfig
+from autogpt_gui.engine.runs import Run
+from autogpt_gui.errors import ConfigError
+from autogpt_gui.ui import worker as workers
+from autogpt_gui.ui.charts import ChartsPanel
+from autogpt_gui.ui.checkpoints_panel import CheckpointsPanel
+from autogpt_gui.ui.config_panel import ConfigPanel
+from autogpt_gui.ui.controls import RunControls
+from autogpt_gui.ui.data_panel import DataPanel
+from autogpt_gui.ui.runs_panel import RunsPanel
+from autogpt_gui.ui.samples_panel import SamplesPanel
+
+
+class Banner(QFrame):
+    """A message across the top of the window with up to two buttons; never modal."""
+
+    def __init__(self, object_name: str):
+        super().__init__()
+        self.setObjectName(object_name)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.action = QPushButton()
+        self.dismiss = QPushButton("Dismiss")
+        self.dismiss.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.action)
+        row.addWidget(self.dismiss)
+        self.hide()
+
+    def show_message(self, text: str, action: str | None = None) -> None:
+        self.label.setText(text)
+        self.action.setVisible(action is not None)
+        if action:
+            self.action.setText(action)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """Configuration on the left; controls, charts and tabs (samples, checkpoints, data, runs, log) on the right."""
+
+    def __init__(self, settings_path: Path | None = None):
+        super().__init__()
+        self.setWindowTitle("autogpt-gui")
+        self.settings = QSettings(str(settings_path or paths.settings_file().with_suffix(".ini")), QSettings.IniFormat)
+        self.worker: workers.TrainingWorker | None = None
+        self.train_thread: QThread | None = None
+        self.threads: dict[QThread, object] = {}
+        self.jobs: dict[str, workers.Task] = {}
+        self.run_path: str | None = None
+        self._closing = False
+        self._preview_timer = QTimer(self, singleShot=True, interval=300)
+        self._preview_timer.timeout.connect(self.preview_data)
+
+        self.config_panel = ConfigPanel()
+        self.controls = RunControls()
+        self.charts = ChartsPanel()
+        self.samples = SamplesPanel()
+        self.checkpoints = CheckpointsPanel()
+        self.data = DataPanel()
+        self.runs = RunsPanel()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.error_banner = Banner("errorBanner")
+        self.resume_banner = Banner("resumeBanner")
+
+        self.tabs = QTabWidget()
+        for widget, title in ((self.samples, "Samples && playground"), (self.checkpoints, "Checkpoints"),
+                              (self.data, "Data"), (self.runs, "Runs"), (self.log, "Log")):
+            self.tabs.addTab(widget, title)
+        top = QWidget()
+        tv = QVBoxLayout(top)
+        tv.setContentsMargins(0, 0, 0, 0)
+        tv.addWidget(self.resume_banner)
+        tv.addWidget(self.error_banner)
+        tv.addWidget(self.controls)
+        tv.addWidget(self.charts, 1)
+        self.right = QSplitter(Qt.Vertical)
+        self.right.addWidget(top)
+        self.right.addWidget(self.tabs)
+        self.right.setSizes([520, 300])
+        self.main = QSplitter(Qt.Horizontal)
+        self.main.addWidget(self.config_panel)
+        self.main.addWidget(self.right)
+        self.main.setSizes([360, 920])
+        self.main.setStretchFactor(1, 1)
+        self.setCentralWidget(self.main)
+        self._build_menu()
+        self._wire()
+        self._restore_settings()
+        self.statusBar().showMessage("Ready")
+        self._offer_interrupted()
+        QTimer.singleShot(0, self._probe_devices)
+
+    # ---- construction ------------------------------------------------------------------------
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        for text, shortcut, slot in (("&Open configuration…", QKeySequence.Open, self.open_config),
+                                     ("Save configuration &as…", "Ctrl+Shift+S", self.save_config_as),
+                                     ("&Quit", QKeySequence.Quit, self.close)):
+            action = QAction(text, self)
+            action.setShortcut(shortcut)
+            action.triggered.connect(slot)
+            file_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About", self)
+        about.triggered.connect(lambda: QMessageBox.about(self, "autogpt-gui", _about_text()))
+        help_menu.addAction(about)
+
+    def _wire(self) -> None:
+        self.config_panel.changed.connect(self._config_changed)
+        c = self.controls
+        c.start_requested.connect(self.start)
+        c.pause_requested.connect(lambda: self._request("pause"))
+        c.resume_requested.connect(lambda: self._request("resume"))
+        c.stop_requested.connect(lambda: self._request("stop"))
+        c.save_requested.connect(lambda: self._request("save"))
+        c.evaluate_requested.connect(lambda: self._request("evaluate"))
+        self.checkpoints.save_requested.connect(lambda: self._request("save"))
+        self.checkpoints.resume_requested.connect(self.resume_from)
+        self.checkpoints.export_requested.connect(self.export_checkpoint)
+        self.samples.generate_requested.connect(self.generate)
+        self.data.tokenize_requested.connect(self.tokenize)
+        self.data.cancel_requested.connect(lambda: self.jobs.get("tokenize") and self.jobs["tokenize"].cancel())
+        self.runs.open_requested.connect(self.open_run)
+        self.runs.resume_requested.connect(lambda p: self.resume_from(str(Path(p) / "checkpoints" / "last.pt")))
+        self.runs.overlays_changed.connect(self.charts.set_overlays)
+        self.error_banner.action.hide()
+        self.resume_banner.action.clicked.connect(self._resume_interrupted)
+
+    # ---- configuration -------------------------------------------------------------------------
+    def _config_changed(self, cfg: RunConfig) -> None:
+        problems = self.config_panel.problems()
+        self.config_panel.show_problems(problems)
+        self.controls.set_start_allowed(problems)
+        if not any(f.startswith("data.") for f, _ in problems):
+            self._schedule_preview()
+
+    def set_config(self, cfg: RunConfig) -> None:
+        self.config_panel.set_config(copy.deepcopy(cfg))
+        self._config_changed(self.config_panel.config())
+
+    def open_config(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open configuration", "", "TOML (*.toml)")
+        if path:
+            try:
+                self.set_config(RunConfig.load(path))
+            except ConfigError as err:
+                self.show_error(str(err))
+
+    def save_config_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", "run.toml", "TOML (*.toml)")
+        if path:
+            self.config_panel.config().save(path)
+
+    def _schedule_preview(self) -> None:
+        self._preview_timer.start()
+
+    # ---- background jobs ---------------------------------------------------------------------
+    def _start_job(self, name: str, fn, on_result, on_error=None, on_progress=None, on_text=None) -> workers.Task:
+        task = workers.Task(fn)
+        if self._closing:
+            return task
+        workers.deliver(task.succeeded, on_result, self)
+        workers.deliver(task.errored, on_error or self.show_error, self)
+        if on_progress:
+            workers.deliver(task.progressed, on_progress, self)
+        if on_text:
+            workers.deliver(task.text, on_text, self)
+        workers.deliver(task.done, lambda: self.jobs.pop(name, None) if self.jobs.get(name) is task else None, self)
+        self.jobs[name] = task
+        self._track(workers.start_thread(task, self), task)
+        return task
+
+    def _track(self, thread: QThread, worker) -> None:
+        """Hold thread and worker until the thread has finished: Python must not free a running worker."""
+        self.threads[thread] = worker
+        workers.deliver(thread.finished, lambda: self.threads.pop(thread, None), self)
+
+    def _probe_devices(self) -> None:
+        self._start_job("devices", workers.devices_job, self.config_panel.set_devices, lambda m, f: None)
+
+    def preview_data(self) -> None:
+        cfg = copy.deepcopy(self.config_panel.config())
+        self._start_job("preview", workers.preview_job(cfg), self.data.show_preview,
+                        lambda msg, field: self.data.show_error(msg))
+
+    def tokenize(self) -> None:
+        cfg = copy.deepcopy(self.config_panel.config())
+        self.data.set_busy(True)
+        self.tabs.setCurrentWidget(self.data)
+
+        def done(info):
+            self.data.show_tokens(info)
+            self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
+
+        def failed(msg, field):
+            self.data.set_busy(False)
+            self.data.show_progress("cancelled" if msg == "cancelled" else "failed", 0.0)
+            if msg != "cancelled":
+                self.data.show_error(msg)
+
+        self._start_job("tokenize", workers.tokenize_job(cfg), done, failed, self.data.show_progress)
+
+    # ---- training -----------------------------------------------------------------------------
+    def start(self) -> None:
+        problems = self.config_panel.problems()
+        if problems or self.worker is not None:
+            return
+        cfg = copy.deepcopy(self.config_panel.config())
+        self._save_last_config()
+        self.charts.reset()
+        self.samples.clear_samples()
+        self._launch(workers.TrainingWorker(cfg))
+
+    def resume_from(self, checkpoint: str) -> None:
+        """Continue the run that holds `checkpoint` from it, in this window."""
+        if self.worker is not None:
+            self.show_error("A run is already training; stop it before resuming another.")
+            return
+        run = Run(Path(checkpoint).parent.parent)
+        try:
+            cfg = run.config()
+        except ConfigError as err:
+            self.show_error(f"cannot resume {run.id}: {err}")
+            return
+        self.config_panel.set_config(copy.deepcopy(cfg))
+        self._show_run_history(run)
+        self._launch(workers.TrainingWorker(cfg, str(run.path), checkpoint))
+
+    def _launch(self, worker: workers.TrainingWorker) -> None:
+        self.error_banner.hide()
+        self.resume_banner.hide()
+        self.config_panel.show_problems([])
+        self.worker = worker
+        worker.data_progressed.connect(self._data_progress)
+        worker.started.connect(self._started)
+        worker.stepped.connect(self._stepped)
+        worker.evaluated.connect(self._evaluated)
+        workers.deliver(worker.checkpoint_saved, lambda c: self.checkpoints.refresh(), self)
+        worker.sampled.connect(self.samples.add_sample)
+        worker.logged.connect(self._logged)
+        worker.errored.connect(self.show_error)
+        worker.finished.connect(self._finished)
+        worker.text_generated.connect(self.samples.append_text)
+        workers.deliver(worker.generation_done, lambda _: self.samples.set_busy(False), self)
+        self.controls.set_running(True)
+        self.checkpoints.set_training(True)
+        self.controls.show_message("Preparing data…")
+        self.train_thread = workers.start_thread(worker, self)
+        self._track(self.train_thread, worker)
+
+    def _request(self, kind: str) -> None:
+        if self.worker is None:
+            return
+        self.worker.request(kind)
+        if kind in ("pause", "resume"):
+            self.controls.set_paused(kind == "pause")
+        messages = {"stop": "Stopping: saving a checkpoint…", "save": "Saving a checkpoint…",
+                    "evaluate": "Evaluating…", "pause": "Pausing after this step…", "resume": "Resuming…"}
+        self.controls.show_message(messages[kind])
+
+    def _data_progress(self, phase: str, fraction: float) -> None:
+        self.controls.progress.setRange(0, 1000)
+        self.controls.progress.setValue(int(fraction * 1000))
+        self.controls.status.setText(f"Preparing data: {phase} {fraction * 100:.0f}%")
+
+    def _started(self, info: dict) -> None:
+        self.run_path = info["run_path"]
+        self.controls.run_started(info)
+        self.checkpoints.set_folder(self.run_path)
+        self.samples.set_checkpoint(None)
+        self.runs.running_path = self.run_path
+        self.runs.refresh()
+        self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
+        self._logged(f"run {info['run_id']}: {info['source']}, {info['train_tokens']:,} training tokens, "
+                     f"{info['params'] / 1e6:.2f}M parameters on {info['device']}; precision "
+                     f"{info['precision']} ({info['precision_reason']})")
+        if info["resumed"]:
+            self._logged(f"resumed at step {info['step']}, epoch {info['epoch']}, {info['tokens_seen']:,} tokens seen")
+
+    def _stepped(self, records: list) -> None:
+        self.charts.add_steps(records)
+        self.controls.show_steps(records)
+
+    def _evaluated(self, m: dict) -> None:
+        self.charts.add_eval(m)
+        self.statusBar().showMessage(f"step {m['step']}: validation loss {m['val_loss']:.4f} "
+                                     f"(best {m['best_val_loss']:.4f})")
+
+    def _logged(self, message: str) -> None:
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {message}")
+        if message.startswith("paused at"):
+            self.controls.set_paused(True)
+            self.controls.show_message(f"Paused at step {message.split()[-1]}. Resume continues; you can save, "
+                                       "evaluate or generate meanwhile.")
+        elif message.startswith("resumed at step") and self.worker is not None:
+            self.controls.set_paused(False)
+
+    def _finished(self, info: dict) -> None:
+        self.worker = None
+        self.controls.set_running(False)
+        self.checkpoints.set_training(False)
+        self.checkpoints.refresh()
+        self.runs.running_path = None
+        self.runs.refresh()
+        self.samples.set_busy(False)
+        best = info.get("best_val_loss")
+        best_text = f"; best validation loss {best:.4f}" if best is not None else ""
+        text = {"finished": "Finished", "stopped": "Stopped", "failed": "Failed"}.get(info["status"], info["status"])
+        self.controls.show_message(f"{text} at step {info['step']}{best_text}."
+                                   + (f" {info['reason']}" if info.get("reason") and info["status"] != "failed" else ""))
+        self._logged(f"run {info['status']} at step {info['step']}{best_text}")
+
+    def show_error(self, message: str, field: str = "") -> None:
+        """Say what went wrong in the window, next to the field when there is one."""
+        self.error_banner.show_message(f"<b>Problem:</b> {message}")
+        if field and field in self.config_panel.editors:
+            self.config_panel.show_problems([(field, message)])
+        self._logged(f"error: {message}")
+
+    # ---- runs, checkpoints, playground ----------------------------------------------------------
+    def open_run(self, path: str) -> None:
+        if self.worker is not None:
+            self.show_error("A run is training; stop it to open another (tick runs to compare their curves).")
+            return
+        run = Run(path)
+        try:
+            self.config_panel.set_config(run.config())
+        except ConfigError as err:
+            self.show_error(f"cannot open {run.id}: {err}")
+            return
+        self._show_run_history(run)
+        self.checkpoints.set_folder(path)
+        self.run_path = path
+        self.tabs.setCurrentWidget(self.checkpoints)
+
+    def _show_run_history(self, run: Run) -> None:
+        steps, evals = run.read_metrics()
+        self.charts.load_history(steps, evals)
+        self.samples.clear_samples()
+        for s in run.read_samples():
+            self.samples.add_sample(s)
+
+    def export_checkpoint(self, checkpoint: str) -> None:
+        out = QFileDialog.getExistingDirectory(self, "Export weights into folder")
+        if out:
+            self._start_job("export", workers.export_job(checkpoint, out),
+                            lambda p: self.controls.show_message(f"Exported weights, config and tokenizer to {p}"))
+
+    def generate(self, req: dict) -> None:
+        self.samples.set_busy(True, "generating…")
+        if req["source"] == "live" and self.worker is not None:
+            self.worker.generate(req["prompt"], req["max_new_tokens"], req["temperature"], req["top_k"], req["top_p"])
+            return
+        checkpoint = req.get("checkpoint") if req["source"] == "file" else None
+        if checkpoint is None and self.run_path:
+            checkpoint = self.run_path
+        if checkpoint is None:
+            self.samples.set_busy(False, "Start a run first, or choose a checkpoint file as the model.")
+            return
+        self._start_job("generate", workers.generation_job(checkpoint, req["prompt"], req["max_new_tokens"],
+                                                           req["temperature"], req["top_k"], req["top_p"]),
+                        lambda text: self.samples.set_busy(False, "done"),
+                        lambda msg, field: self.samples.set_busy(False, msg), on_text=self.samples.append_text)
+
+    def _offer_interrupted(self) -> None:
+        stale = self.runs.interrupted()
+        if stale:
+            r = stale[0]
+            self._interrupted = r.path
+            self.resume_banner.show_message(f"The run <b>{r.name}</b> was interrupted at step {r.step}. "
+                                            "Resume it from its last checkpoint?", "Resume")
+
+    def _resume_interrupted(self) -> None:
+        last = Path(self._interrupted) / "checkpoints" / "last.pt"
+        if last.exists():
+            self.resume_from(str(last))
+        else:
+            self.show_error("that run saved no checkpoint before it stopped; start it again instead")
+
+    # ---- settings and closing ---------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        last = paths.settings_file().with_name("last_config.toml")
+        if last.exists():
+            try:
+                self.set_config(RunConfig.load(last))
+            except ConfigError:
+                self.set_config(RunConfig())
+        else:
+            self.set_config(RunConfig())
+        for key, splitter in (("main", self.main), ("right", self.right)):
+            state = self.settings.value(f"splitter/{key}")
+            if state is not None:
+                splitter.restoreState(state)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def _save_last_config(self) -> None:
+        try:
+            self.config_panel.config().save(paths.settings_file().with_name("last_config.toml"))
+        except OSError:
+            pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.worker is not None:
+            answer = QMessageBox.question(self, "Training is running",
+                                          "Stop training, save a checkpoint and quit?")
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
+            self.worker.request("stop")
+        self._closing = True
+        self._preview_timer.stop()
+        for task in list(self.jobs.values()):
+            task.cancel()
+        self.wait_for_threads()
+        self._save_last_config()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("splitter/main", self.main.saveState())
+        self.settings.setValue("splitter/right", self.right.saveState())
+        self.settings.sync()
+        event.accept()
+
+    def wait_for_threads(self, timeout_s: float = 120.0) -> bool:
+        """Join every worker thread, letting their last signals through; True when all ended."""
+        deadline = time.monotonic() + timeout_s
+        while self.threads and time.monotonic() < deadline:
+            QApplication.processEvents()
+            for t in list(self.threads):
+                if t.wait(20):
+                    self.threads.pop(t, None)
+        QApplication.processEvents()
+        return not self.threads
+
+
+def _about_text() -> str:
+    from autogpt_gui import __version__
+
+    return (f"autogpt-gui {__version__}\n\nTrain a GPT-style language model on your own computer, watch it "
+            f"learn, and keep what it learned.\n\nRuns are kept in {paths.runs_dir()}")

@@ -1,1 +1,126 @@
-"""placeholder until the window lands."""
+"""Past runs: name, date, steps, best validation loss, status; open, resume, overlay several."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from autogpt_gui import paths
+from autogpt_gui.engine.runs import Run, list_runs
+
+
+class RunsPanel(QWidget):
+    """Every run under the user data folder. Tick runs to overlay their loss curves."""
+
+    open_requested = Signal(str)  # run path
+    resume_requested = Signal(str)
+    overlays_changed = Signal(list)  # [(name, columns dict)]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Run (tick to compare)", "Started", "Steps", "Best val", "Status"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.itemChanged.connect(self._item_changed)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda _: self._open())
+        self.refresh_btn = QPushButton("Refresh")
+        self.open_btn = QPushButton("Open")
+        self.open_btn.setToolTip("Show this run's charts, samples and checkpoints")
+        self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setToolTip("Continue an unfinished run from its last checkpoint")
+        self.refresh_btn.clicked.connect(self.refresh)
+        self.open_btn.clicked.connect(self._open)
+        self.resume_btn.clicked.connect(lambda: self.selected() and self.resume_requested.emit(self.selected()))
+        row = QHBoxLayout()
+        for b in (self.refresh_btn, self.open_btn, self.resume_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        self.where = QLabel(f"Runs are kept in {paths.runs_dir()}")
+        self.where.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.where)
+        self.running_path: str | None = None
+        self.summaries = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        ticked = set(self.ticked())
+        self.summaries = list_runs(paths.runs_dir())
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self.summaries))
+        for i, r in enumerate(self.summaries):
+            name = QTableWidgetItem(r.name if r.name == r.id else f"{r.name}  ({r.id})")
+            name.setFlags(name.flags() | Qt.ItemIsUserCheckable)
+            name.setCheckState(Qt.Checked if r.path in ticked else Qt.Unchecked)
+            name.setData(256, r.path)
+            status = "running" if r.path == self.running_path else r.status
+            cells = [name, QTableWidgetItem(time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))),
+                     QTableWidgetItem(f"{r.step}/{r.max_steps}" if r.max_steps else str(r.step)),
+                     QTableWidgetItem("" if r.best_val_loss is None else f"{r.best_val_loss:.4f}"),
+                     QTableWidgetItem(status + (f": {r.reason}" if r.reason and status == "failed" else ""))]
+            for j, item in enumerate(cells):
+                if j:
+                    item.setData(256, r.path)
+                self.table.setItem(i, j, item)
+        self.table.blockSignals(False)
+        self._selection_changed()
+
+    def interrupted(self) -> list:
+        return [r for r in self.summaries if r.status == "interrupted"]
+
+    def selected(self) -> str | None:
+        items = self.table.selectedItems()
+        return items[0].data(256) if items else None
+
+    def ticked(self) -> list[str]:
+        out = []
+        for i in range(self.table.rowCount()):
+            item = self.table.item(i, 0)
+            if item is not None and item.checkState() == Qt.Checked:
+                out.append(item.data(256))
+        return out
+
+    def select_run(self, path: str) -> None:
+        for i in range(self.table.rowCount()):
+            if self.table.item(i, 0).data(256) == path:
+                self.table.selectRow(i)
+
+    def set_ticked(self, path: str, on: bool = True) -> None:
+        for i in range(self.table.rowCount()):
+            if self.table.item(i, 0).data(256) == path:
+                self.table.item(i, 0).setCheckState(Qt.Checked if on else Qt.Unchecked)
+
+    def _selection_changed(self) -> None:
+        path = self.selected()
+        summary = next((r for r in self.summaries if r.path == path), None)
+        self.open_btn.setEnabled(summary is not None)
+        self.resume_btn.setEnabled(summary is not None and summary.status in ("interrupted", "stopped", "failed")
+                                   and path != self.running_path)
+
+    def _open(self) -> None:
+        if self.selected():
+            self.open_requested.emit(self.selected())
+
+    def _item_changed(self, item) -> None:
+        if item.column() == 0:
+            self.overlays_changed.emit(self.overlay_data())
+
+    def overlay_data(self) -> list:
+        out = []
+        for path in self.ticked():
+            run = Run(path)
+            steps, _ = run.read_metrics()
+            cols = {k: np.array([s[src] for s in steps], dtype=float) for k, src in
+                    (("step", "step"), ("tokens", "tokens_seen"), ("elapsed", "elapsed"), ("loss", "loss"))}
+            out.append((run.summary().name, cols))
+        return out

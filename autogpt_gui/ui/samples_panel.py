@@ -1,1 +1,123 @@
-"""placeholder until the window lands."""
+"""Samples at every evaluation, and a playground that generates from the live model or a checkpoint."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTextEdit, QVBoxLayout, QWidget)
+
+
+class SamplesPanel(QWidget):
+    """Left: the samples the run wrote, newest first. Right: prompt, settings, Generate."""
+
+    generate_requested = Signal(dict)  # prompt, max_new_tokens, temperature, top_k, top_p, source
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.history = QTextEdit()
+        self.history.setReadOnly(True)
+        self.history.setPlaceholderText("A sample appears at every evaluation, so you can read the text improve.")
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Prompt, e.g. 'The ' or 'def '")
+        self.prompt.setMaximumHeight(70)
+        self.output = QPlainTextEdit()
+        self.output.setReadOnly(True)
+        self.output.setPlaceholderText("Generated text streams in here.")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 3.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.temperature.setToolTip("Higher is more adventurous; 0 always picks the likeliest token.")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 100000)
+        self.top_k.setValue(50)
+        self.top_k.setToolTip("Sample only among the k likeliest tokens (0 = all).")
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.0, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(1.0)
+        self.top_p.setToolTip("Nucleus sampling: the smallest set of tokens holding this much probability.")
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 100000)
+        self.max_tokens.setValue(300)
+        self.max_tokens.setToolTip("How many new tokens to generate.")
+        self.source = QComboBox()
+        self.source.setToolTip("Generate from the model being trained (between steps) or from a saved checkpoint.")
+        self.source.addItem("Live model (while training)", "live")
+        self.source.addItem("A checkpoint file…", "file")
+        self.generate = QPushButton("Generate")
+        self.generate.setToolTip("Generate text from the prompt (Ctrl+G)")
+        self.generate.setShortcut("Ctrl+G")
+        self.generate.clicked.connect(self._generate)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Model", self.source)
+        row = QHBoxLayout()
+        for label, w in (("Temp", self.temperature), ("Top-k", self.top_k), ("Top-p", self.top_p),
+                         ("Tokens", self.max_tokens)):
+            row.addWidget(QLabel(label))
+            row.addWidget(w)
+        form.addRow(row)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(QLabel("<b>Playground</b>"))
+        rv.addWidget(self.prompt)
+        rv.addLayout(form)
+        gen_row = QHBoxLayout()
+        gen_row.addWidget(self.generate)
+        gen_row.addWidget(self.note, 1)
+        rv.addLayout(gen_row)
+        rv.addWidget(self.output, 1)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(QLabel("<b>Samples during training</b>"))
+        lv.addWidget(self.history)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([500, 500])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+        self.checkpoint_path: str | None = None
+
+    def clear_samples(self) -> None:
+        self.history.clear()
+
+    def add_sample(self, sample: dict) -> None:
+        """Prepend a sample with its step (plain text, so model output never renders as HTML)."""
+        cursor = self.history.textCursor()
+        cursor.movePosition(QTextCursor.Start)
+        self.history.setTextCursor(cursor)
+        cursor.insertHtml(f"<b>step {sample['step']}</b><br>")
+        cursor.insertText(sample["prompt"] + sample["text"] + "\n\n")
+        self.history.moveCursor(QTextCursor.Start)
+
+    def set_checkpoint(self, path: str | None) -> None:
+        self.checkpoint_path = path
+
+    def _generate(self) -> None:
+        source = self.source.currentData()
+        if source == "file":
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", self.checkpoint_path or "",
+                                                  "Checkpoints (*.pt);;All files (*)")
+            if not path:
+                return
+            self.checkpoint_path = path
+        self.output.setPlainText(self.prompt.toPlainText())
+        self.generate_requested.emit({
+            "prompt": self.prompt.toPlainText(), "max_new_tokens": self.max_tokens.value(),
+            "temperature": self.temperature.value(), "top_k": self.top_k.value() or None,
+            "top_p": self.top_p.value() if self.top_p.value() < 1.0 else None,
+            "source": source, "checkpoint": self.checkpoint_path})
+
+    def append_text(self, text: str) -> None:
+        self.output.moveCursor(QTextCursor.End)
+        self.output.insertPlainText(text)
+
+    def set_busy(self, busy: bool, note: str = "") -> None:
+        self.generate.setEnabled(not busy)
+        self.note.setText(note)

@@ -1,0 +1,59 @@
+"""Arithmetic about a configuration, without building anything: parameters, memory, tokens."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autogpt_gui.config import RunConfig
+
+TASK_VOCAB = 14  # digits, '+', '=', newline: the char vocabulary of the addition task
+
+
+@dataclass
+class Estimate:
+    params: int  # all trainable parameters (tied embeddings counted once)
+    memory_bytes: int  # weights, gradients, AdamW moments and activations of one micro-batch
+    tokens_per_step: int
+    vocab_size: int
+
+
+def guess_vocab(cfg: RunConfig, known: int | None = None) -> int:
+    if known:
+        return known
+    if cfg.model.vocab_size:
+        return cfg.model.vocab_size
+    d = cfg.data
+    if d.tokenizer == "byte":
+        return 256
+    if d.tokenizer == "bpe":
+        return d.bpe_vocab_size
+    return TASK_VOCAB if d.source == "task:addition" else 100
+
+
+def estimate(cfg: RunConfig, vocab_size: int | None = None) -> Estimate:
+    """Parameter count and training-memory estimate (fp32 weights, AdamW), tokens per step."""
+    m, t = cfg.model, cfg.train
+    v = guess_vocab(cfg, vocab_size)
+    c, L, T = max(1, m.n_embd), max(0, m.n_layer), max(1, m.block_size)
+    per_layer = 12 * c * c + (13 * c if m.bias else 8 * c)
+    params = L * per_layer + 2 * c + v * c + T * c
+    b = max(1, t.batch_size)
+    # activations kept for backward: ~34 floats per (token, width) per layer plus attention
+    # scores when the fused kernel is unavailable, plus logits and their gradient
+    activations = b * T * (L * (34 * c + 5 * m.n_head * T) + 2 * v) * 4
+    memory = params * 4 * 4 + activations
+    return Estimate(params, memory, b * T * max(1, t.grad_accum), v)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def human_count(n: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(int(n))

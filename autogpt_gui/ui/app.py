@@ -1,0 +1,80 @@
+"""Start the Qt application: style, palette, main window; or render it offscreen to a PNG."""
+from __future__ import annotations
+
+import sys
+import time
+
+from PySide6.QtGui import QIcon, QPalette
+from PySide6.QtWidgets import QApplication
+
+from autogpt_gui.resources import resource_path
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("autogpt-gui")
+    app.setOrganizationName("autogpt-gui")
+    app.setStyle("Fusion")  # follows the system's light or dark scheme
+    qss = resource_path("styles", "app.qss")
+    if qss.exists():
+        app.setStyleSheet(qss.read_text())
+    icon = resource_path("icons", "autogpt-gui.png")
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    import pyqtgraph as pg
+
+    pal = app.palette()
+    pg.setConfigOptions(antialias=True, background=pal.color(QPalette.Base), foreground=pal.color(QPalette.Text))
+    return app
+
+
+def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 0) -> int:
+    """Open the window; with screenshot, render it offscreen (optionally after N training steps) and exit."""
+    t0 = time.perf_counter()
+    app = make_app()
+    from autogpt_gui.ui.main_window import MainWindow
+
+    window = MainWindow()
+    w, h = (int(v) for v in size.lower().split("x"))
+    window.resize(w, h)
+    window.show()
+    app.processEvents()
+    print(f"window ready in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
+    if not screenshot:
+        return app.exec()
+    if steps:
+        cfg = window.config_panel.config()
+        cfg.train.max_steps = max(steps, cfg.train.max_steps)
+        window.config_panel.set_config(cfg)
+        window.start()
+        deadline = time.monotonic() + 600
+        while (window.charts.steps.n == 0 or window.charts.steps.col("step")[-1] < steps) \
+                and window.worker is not None and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        window._request("pause")
+        for _ in range(50):
+            app.processEvents()
+            time.sleep(0.01)
+    window.grab().save(screenshot)
+    print(f"saved {screenshot}", file=sys.stderr)
+    if window.worker is not None:
+        window.worker.request("stop")
+    window.wait_for_threads()
+    window.close()
+    return 0
+
+
+def smoke_window() -> str:
+    """Build the window offscreen and report its size (used by --selftest)."""
+    app = make_app()
+    from autogpt_gui.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1280, 800)
+    window.show()
+    app.processEvents()
+    image = window.grab()
+    window.wait_for_threads()
+    window.close()
+    return f"main window rendered {image.width()}x{image.height()}"

@@ -1,0 +1,293 @@
+"""The only bridge between the engine and the widgets: QObjects living in QThreads.
+
+A worker owns the torch objects; it hands the GUI plain dicts of numbers and strings. Step
+metrics are coalesced in the training thread and emitted at most ~30 times a second, however
+fast steps come, so a fast model cannot flood the GUI's event loop.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from autogpt_gui.errors import AutoGPTError, Cancelled
+
+log = logging.getLogger("autogpt_gui")
+EMIT_INTERVAL = 1 / 30
+
+
+def _describe(err: BaseException) -> tuple[str, str]:
+    """(message, field) for the window: our errors as they are, others in one plain sentence."""
+    if isinstance(err, AutoGPTError):
+        return str(err.message if not hasattr(err, "problems") else err), err.field or ""
+    if isinstance(err, MemoryError):
+        return "the computer ran out of memory; use a smaller model, batch or context", "train.batch_size"
+    log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(err)))
+    return f"unexpected error: {type(err).__name__}: {err}", ""
+
+
+class Task(QObject):
+    """Runs fn(task) once in its thread; fn may call task.progress / task.text and check task.cancelled."""
+
+    progressed = Signal(str, float)
+    text = Signal(str)
+    succeeded = Signal(object)
+    errored = Signal(str, str)
+    done = Signal()
+
+    def __init__(self, fn):
+        super().__init__()
+        self._fn = fn
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def progress(self, phase: str, fraction: float) -> None:
+        self.progressed.emit(phase, fraction)
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.succeeded.emit(self._fn(self))
+        except Cancelled:
+            self.errored.emit("cancelled", "")
+        except BaseException as err:  # noqa: BLE001 - every failure becomes a message, never a crash
+            self.errored.emit(*_describe(err))
+        finally:
+            self.done.emit()
+
+
+class TrainingWorker(QObject):
+    """Builds a session from a RunConfig (or resumes a checkpoint) and trains it in its thread."""
+
+    data_progressed = Signal(str, float)
+    started = Signal(dict)
+    stepped = Signal(list)
+    evaluated = Signal(dict)
+    checkpoint_saved = Signal(dict)
+    sampled = Signal(dict)
+    logged = Signal(str)
+    finished = Signal(dict)
+    errored = Signal(str, str)
+    text_generated = Signal(str)
+    generation_done = Signal(str)
+    done = Signal()
+
+    def __init__(self, cfg, run_path: str | None = None, resume_from: str | None = None):
+        super().__init__()
+        self.cfg, self.run_path, self.resume_from = cfg, run_path, resume_from
+        self.trainer = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: list[dict] = []
+        self._last_emit = 0.0
+
+    # ---- requests from the GUI thread (thread-safe) ---------------------------------------
+    def request(self, kind: str) -> None:
+        """pause, resume, stop, save, evaluate or sample; before training starts, stop cancels."""
+        if kind == "stop":
+            self._cancel.set()
+        if self.trainer is not None:
+            self.trainer.request(kind)
+
+    def generate(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
+                 top_p: float | None) -> bool:
+        """Generate from the live model between two steps; text streams through text_generated."""
+        if self.trainer is None:
+            return False
+
+        def call(trainer):
+            from autogpt_gui.engine.session import generate_text
+
+            text = generate_text(trainer.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
+                                 on_text=self.text_generated.emit)
+            self.generation_done.emit(text)
+
+        self.trainer.request("call", call)
+        return True
+
+    # ---- the training thread ----------------------------------------------------------------
+    @Slot()
+    def run(self) -> None:
+        info = {"status": "failed", "step": 0, "best_val_loss": None, "reason": "", "run_path": self.run_path}
+        try:
+            info = self._train()
+        except Cancelled:
+            info = {**info, "status": "stopped", "reason": "cancelled before training started"}
+        except BaseException as err:  # noqa: BLE001
+            message, field = _describe(err)
+            self.errored.emit(message, field)
+            info = {**info, "reason": message, "step": self.trainer.step if self.trainer else 0}
+            self._mark_failed(message)
+        finally:
+            self._flush()
+            self.finished.emit(info)
+            self.done.emit()
+
+    def _train(self) -> dict:
+        from autogpt_gui import paths
+        from autogpt_gui.engine.runs import Run
+        from autogpt_gui.engine.session import build_session
+
+        run = Run(self.run_path) if self.run_path else Run.create(self.cfg, paths.runs_dir())
+        self.run_path = str(run.path)
+        self.run = run
+        if self.run_path and self.resume_from:
+            self.cfg.save(run.path / "config.toml")
+        session = build_session(self.cfg, run, self.resume_from, progress=self.data_progressed.emit,
+                                cancelled=self._cancel.is_set)
+        self.tokenizer = session.tokenizer
+        tr = session.trainer
+        for event, fn in (("step", self._on_step), ("eval", self._on_eval), ("checkpoint", self._on_checkpoint),
+                          ("sample", self._on_sample), ("log", self._on_log)):
+            tr.on(event, fn)
+        self.trainer = tr
+        if self._cancel.is_set():
+            tr.request("stop")
+        tr._prepare()  # resolves precision now, so 'started' can say what it chose
+        self.started.emit({
+            "run_path": self.run_path, "run_id": run.id, "device": str(tr.device), "precision": tr.precision,
+            "precision_reason": tr.precision_reason, "params": session.model.num_params(),
+            "max_steps": tr.max_steps, "step": tr.step, "epoch": tr.epoch, "tokens_seen": tr.tokens_seen,
+            "train_tokens": len(session.data.train), "val_tokens": len(session.data.val),
+            "vocab_size": session.tokenizer.vocab_size, "source": session.data.source_label,
+            "tokens_per_step": self.cfg.train.batch_size * self.cfg.model.block_size * self.cfg.train.grad_accum,
+            "resumed": bool(self.resume_from)})
+        result = tr.train()
+        return {**asdict(result), "run_path": self.run_path}
+
+    def _mark_failed(self, message: str) -> None:
+        run = getattr(self, "run", None)
+        if run is not None:
+            tr = self.trainer
+            run.write_status("failed", tr.step if tr else 0, tr.max_steps if tr else None,
+                             tr.best_val_loss if tr and tr.best_val_loss != float("inf") else None, message)
+
+    # ---- listeners (training thread) -----------------------------------------------------------
+    def _on_step(self, m) -> None:
+        with self._lock:
+            self._pending.append(asdict(m))
+        now = time.perf_counter()
+        if now - self._last_emit >= EMIT_INTERVAL:
+            self._flush(now)
+
+    def _flush(self, now: float | None = None) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        self._last_emit = now or time.perf_counter()
+        if batch:
+            self.stepped.emit(batch)
+
+    def _on_eval(self, m) -> None:
+        self._flush()
+        self.evaluated.emit(asdict(m))
+
+    def _on_checkpoint(self, c) -> None:
+        self.checkpoint_saved.emit(asdict(c))
+
+    def _on_sample(self, s) -> None:
+        self.sampled.emit(asdict(s))
+
+    def _on_log(self, message: str) -> None:
+        self._flush()
+        self.logged.emit(message)
+
+
+class _Relay(QObject):
+    """Lives in the GUI thread, so a signal from a worker thread reaches fn through the event loop."""
+
+    def __init__(self, owner: QObject, fn):
+        super().__init__(owner)
+        self.fn = fn
+
+    def call(self, *args) -> None:
+        self.fn(*args)
+
+
+def deliver(signal, fn, owner: QObject) -> None:
+    """Connect a worker's signal to any callable so that it runs on owner's (the GUI) thread.
+
+    A lambda connected directly would run in the emitting thread; a bound method of a QObject
+    that lives in the GUI thread is queued to it.
+    """
+    signal.connect(_Relay(owner, fn).call)
+
+
+def start_thread(worker: QObject, owner: QObject) -> QThread:
+    """Move worker to a new QThread that starts worker.run and ends when worker emits done."""
+    thread = QThread(owner)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.done.connect(thread.quit)
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread
+
+
+# ---- background jobs for the panels ---------------------------------------------------------
+def tokenize_job(cfg):
+    """A Task function: tokenize cfg's source and describe the result for the data panel."""
+
+    def job(task: Task) -> dict:
+        from autogpt_gui.engine.data import make_source, prepare_tokens
+        from autogpt_gui import paths
+
+        source = make_source(cfg.data)
+        data = prepare_tokens(source, cfg.data, paths.cache_dir(), task.progress, task.cancelled)
+        sample = source.preview(600)
+        lines = [ln for ln in sample.splitlines() if ln.strip()][:6]
+        tokenized = [data.tokenizer.token_strings(data.tokenizer.encode(ln, strict=False))[:80] for ln in lines]
+        return {"train_tokens": len(data.train), "val_tokens": len(data.val), "vocab_size": data.tokenizer.vocab_size,
+                "from_cache": data.from_cache, "tokenized": tokenized, "label": source.label}
+
+    return job
+
+
+def preview_job(cfg):
+    """A Task function: size and the first characters of cfg's source."""
+
+    def job(task: Task) -> dict:
+        from autogpt_gui.engine.data import make_source
+
+        source = make_source(cfg.data)
+        return {"label": source.label, "size": source.size(), "preview": source.preview(3000)}
+
+    return job
+
+
+def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperature: float, top_k, top_p):
+    """A Task function: generate from a checkpoint file or run folder, streaming text."""
+
+    def job(task: Task) -> str:
+        from autogpt_gui.engine.session import generate_text, load_model
+
+        model, tokenizer, _ = load_model(Path(checkpoint))
+        return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
+                             on_text=task.text.emit)
+
+    return job
+
+
+def devices_job(task: Task) -> list[tuple[str, str]]:
+    """A Task function: the devices torch can train on (imports torch, off the GUI thread)."""
+    from autogpt_gui.engine.precision import list_devices
+
+    return list_devices()
+
+
+def export_job(source: str, out: str):
+    def job(task: Task) -> str:
+        from autogpt_gui.engine.export import export_weights
+
+        return str(export_weights(source, out))
+
+    return job

@@ -1,0 +1,163 @@
+"""The window, driven like a user: real buttons, real worker thread, offscreen."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QMessageBox
+
+from autogpt_gui.config import RunConfig
+from autogpt_gui.ui.app import make_app
+from autogpt_gui.ui.main_window import MainWindow
+
+TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+        "train.batch_size=8", "train.eval_interval=25", "train.eval_batches=4", "train.checkpoint_interval=50",
+        "optim.warmup_steps=5", "train.precision='fp32'", "train.sample_tokens=30", "train.device='cpu'"]
+
+
+@pytest.fixture
+def window(qtbot, user_home):
+    make_app()
+    w = MainWindow()  # closed below, after its run is stopped (closing mid-run would ask a question)
+    w.resize(1280, 800)
+    w.show()
+    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=100000"]))
+    yield w
+    if w.worker is not None:
+        w.worker.request("stop")
+    assert w.wait_for_threads(60), "a worker thread is still running"
+    w.close()
+    w.deleteLater()
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_threads(qtbot):
+    yield
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    alive = [t for t in QApplication.instance().findChildren(QThread) if t.isRunning()]
+    assert not alive, f"QThreads left running: {alive}"
+
+
+def _step(w) -> int:
+    return int(w.charts.steps.col("step")[-1]) if w.charts.steps.n else 0
+
+
+def _start_and_wait(qtbot, w, steps: int = 5):
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: _step(w) >= steps, timeout=60_000)
+
+
+def test_start_pause_resume_stop_then_resume_in_a_new_window(qtbot, window, user_home):
+    w = window
+    assert w.controls.start.isEnabled()
+    _start_and_wait(qtbot, w, 5)
+    assert "step" in w.controls.status.text() and w.charts.raw_curve.xData is not None
+
+    qtbot.mouseClick(w.controls.pause, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume" and "Paused at step" in w.controls.status.text(),
+                    timeout=10_000)
+    held = w.worker.trainer.step
+    qtbot.wait(600)
+    assert w.worker.trainer.step == held  # pause holds the step count still
+
+    qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # now "Resume"
+    qtbot.waitUntil(lambda: w.worker is not None and w.worker.trainer.step > held + 3, timeout=30_000)
+
+    with qtbot.waitSignal(w.worker.finished, timeout=30_000) as finished:
+        qtbot.mouseClick(w.controls.stop, Qt.LeftButton)
+    assert finished.args[0]["status"] == "stopped"
+    stopped_at = finished.args[0]["step"]
+    run_path = w.run_path
+    qtbot.waitUntil(lambda: w.checkpoints.table.rowCount() >= 2, timeout=5_000)
+
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.show()
+    try:
+        second.runs.select_run(run_path)
+        qtbot.mouseClick(second.runs.open_btn, Qt.LeftButton)
+        assert second.charts.steps.n > 0
+        second.checkpoints.select_row("last.pt")
+        qtbot.mouseClick(second.checkpoints.resume_btn, Qt.LeftButton)
+        qtbot.waitUntil(lambda: f"resumed at step {stopped_at}," in second.log.toPlainText(), timeout=60_000)
+        qtbot.waitUntil(lambda: _step(second) > stopped_at + 2, timeout=60_000)
+        assert int(second.charts.steps.col("step")[0]) == 1  # the history before the checkpoint is kept
+    finally:
+        if second.worker is not None:
+            second.worker.request("stop")
+        assert second.wait_for_threads(60)
+
+
+def test_invalid_field_disables_start_with_the_engines_message(qtbot, window):
+    w = window
+    heads = w.config_panel.editors["model.n_head"]
+    heads.setValue(3)
+    assert not w.controls.start.isEnabled()
+    assert "heads (3) must divide the width (32)" in w.controls.why.text()
+    assert w.config_panel.errors["model.n_head"].isVisible()
+    heads.setValue(4)
+    assert w.controls.start.isEnabled() and not w.controls.why.isVisible()
+
+    lr = w.config_panel.editors["optim.lr"]
+    lr.setText("nan")
+    lr.editingFinished.emit()
+    assert not w.controls.start.isEnabled() and "optim.lr" in w.controls.why.text()
+
+
+def test_error_inside_the_worker_shows_in_the_window_and_app_keeps_working(qtbot, window, tmp_path):
+    w = window
+    bad = tmp_path / "binary.txt"
+    bad.write_bytes(bytes(range(256)) * 4)
+    cfg = w.config_panel.config()
+    cfg.data.source, cfg.data.path = "file", str(bad)
+    w.set_config(cfg)
+    with qtbot.waitSignal(w.controls.start_requested):
+        qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+    assert w.error_banner.isVisible() and "binary" in w.error_banner.label.text()
+    assert "Traceback" not in w.error_banner.label.text()
+    assert w.controls.start.isEnabled()
+
+    cfg.data.source, cfg.data.path = "python-docs", ""
+    w.set_config(cfg)
+    _start_and_wait(qtbot, w, 3)  # the app still trains after the failure
+    assert not w.error_banner.isVisible()
+
+
+def test_closing_during_training_asks_then_stops_saves_and_joins(qtbot, window, monkeypatch):
+    w = window
+    _start_and_wait(qtbot, w, 3)
+    worker_thread = w.train_thread
+    run_path = w.run_path
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
+    w.close()
+    assert w.isVisible() and w.worker is not None  # "No" keeps training
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    w.close()
+    assert not worker_thread.isRunning()
+    from pathlib import Path
+
+    assert (Path(run_path) / "checkpoints" / "last.pt").exists()
+
+
+def test_samples_appear_at_evaluations_and_playground_streams_text(qtbot, window):
+    w = window
+    _start_and_wait(qtbot, w, 26)
+    qtbot.waitUntil(lambda: "step 25" in w.samples.history.toPlainText(), timeout=10_000)
+    w.samples.prompt.setPlainText("def ")
+    w.samples.max_tokens.setValue(20)
+    qtbot.mouseClick(w.samples.generate, Qt.LeftButton)
+    assert not w.samples.generate.isEnabled()
+    qtbot.waitUntil(lambda: w.samples.generate.isEnabled(), timeout=20_000)
+    assert w.samples.output.toPlainText().startswith("def ") and len(w.samples.output.toPlainText()) > 8
+
+
+def test_data_preview_and_tokenizing_show_counts_and_tokens(qtbot, window):
+    w = window
+    qtbot.waitUntil(lambda: "Python documentation" in w.data.info.text(), timeout=10_000)
+    assert len(w.data.preview.toPlainText()) > 100
+    qtbot.mouseClick(w.data.tokenize, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "training tokens" in w.data.result.text(), timeout=30_000)
+    assert "Corpus:" in w.config_panel.summary.text() and "epochs" in w.config_panel.summary.text()
+    assert "<span" in w.data.tokens.toHtml()
