@@ -29,3 +29,10 @@ def test_engine_runs_without_qt_loaded():
     code = ("import sys; import autogpt_gui.engine.session, autogpt_gui.cli; "
             "assert not any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_window_modules_import_without_torch():
+    """The window appears before torch loads: only workers import it, in their threads."""
+    code = ("import sys; import autogpt_gui.ui.main_window, autogpt_gui.ui.app; "
+            "assert 'torch' not in sys.modules, 'torch was imported by the window modules'")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -24,7 +24,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     import pyqtgraph as pg
 
     pal = app.palette()
-    pg.setConfigOptions(antialias=True, background=pal.color(QPalette.Base), foreground=pal.color(QPalette.Text))
+    pg.setConfigOptions(antialias=False, background=pal.color(QPalette.Base), foreground=pal.color(QPalette.Text))
     return app
 
 

@@ -9,7 +9,7 @@ import csv
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
@@ -67,9 +67,12 @@ class ChartsPanel(QWidget):
     """The run's curves, with smoothing, x-axis choice, log scale, crosshair read-out and export."""
 
     exported = Signal(str)
+    FRAME_MS = 200  # redraw at most 5 times a second: the GUI thread shares the CPU with training
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._frame = QTimer(self, singleShot=True, interval=self.FRAME_MS)
+        self._frame.timeout.connect(self.redraw)
         self.steps = Series(["step", "tokens", "elapsed", "loss", "lr", "tps"])
         self.evals = Series(["step", "tokens", "elapsed", "val"])
         self._smooth = np.zeros(0)
@@ -122,9 +125,6 @@ class ChartsPanel(QWidget):
         self.tps_plot = self.graphics.addPlot(row=1, col=1, title="Tokens / s")
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
-        for p in (self.lr_plot, self.tps_plot):
-            p.showGrid(x=True, y=True, alpha=0.2)
-            p.setXLink(self.loss_plot)
         self.raw_curve = self.loss_plot.plot(name="train (raw)", pen=pg.mkPen((80, 140, 220, 70), width=1))
         self.smooth_curve = self.loss_plot.plot(name="train (smoothed)", pen=pg.mkPen((40, 110, 230), width=2.5))
         self.val_curve = self.loss_plot.plot(name="validation", pen=pg.mkPen((240, 120, 30), width=2),
@@ -156,11 +156,16 @@ class ChartsPanel(QWidget):
         self.steps.extend([[r["step"], r["tokens_seen"], r["elapsed"], r["loss"], r["lr"], r["tokens_per_sec"]]
                            for r in records])
         self._extend_smoothing()
-        self.redraw()
+        self.schedule_redraw()
+
+    def schedule_redraw(self) -> None:
+        """Coalesce bursts of data into one redraw per frame."""
+        if not self._frame.isActive():
+            self._frame.start()
 
     def add_eval(self, record: dict) -> None:
         self.evals.extend([[record["step"], record["tokens_seen"], record["elapsed"], record["val_loss"]]])
-        self.redraw()
+        self.schedule_redraw()
 
     def load_history(self, steps: list[dict], evals: list[dict]) -> None:
         """Show a finished (or resumed) run's whole log at once."""
@@ -168,7 +173,10 @@ class ChartsPanel(QWidget):
         self.evals.clear()
         self._smooth = np.zeros(0)
         self._ema_state = 0.0
-        self.add_steps(steps) if steps else None
+        if steps:
+            self.steps.extend([[r["step"], r["tokens_seen"], r["elapsed"], r["loss"], r["lr"], r["tokens_per_sec"]]
+                               for r in steps])
+            self._extend_smoothing()
         for e in evals:
             self.evals.extend([[e["step"], e["tokens_seen"], e["elapsed"], e["val_loss"]]])
         self.redraw()
@@ -197,10 +205,11 @@ class ChartsPanel(QWidget):
 
     def redraw(self) -> None:
         x = self.steps.col(self.x_key)
-        self.raw_curve.setData(x, self.steps.col("loss"))
-        self.smooth_curve.setData(x, self._smooth[: self.steps.n])
-        self.lr_curve.setData(x, self.steps.col("lr"))
-        self.tps_curve.setData(x, self.steps.col("tps"))
+        # logged values are finite (a non-finite loss stops the run), so skip pyqtgraph's O(n) check
+        self.raw_curve.setData(x, self.steps.col("loss"), skipFiniteCheck=True)
+        self.smooth_curve.setData(x, self._smooth[: self.steps.n], skipFiniteCheck=True)
+        self.lr_curve.setData(x, self.steps.col("lr"), skipFiniteCheck=True)
+        self.tps_curve.setData(x, self.steps.col("tps"), skipFiniteCheck=True)
         self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val"))
         self.loss_plot.setLabel("bottom", X_AXES[self.x_key])
 

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from autogpt_gui.errors import AutoGPTError, Cancelled
 
 log = logging.getLogger("autogpt_gui")
-EMIT_INTERVAL = 1 / 30
+EMIT_INTERVAL = 1 / 10  # coalesced: at most 10 signals a second, however fast steps come
 
 
 def _describe(err: BaseException) -> tuple[str, str]:
