@@ -52,7 +52,9 @@ def test_start_pause_resume_stop_then_resume_in_a_new_window(qtbot, window, user
     w = window
     assert w.controls.start.isEnabled()
     _start_and_wait(qtbot, w, 5)
-    assert "step" in w.controls.status.text() and w.charts.raw_curve.xData is not None
+    assert "step" in w.controls.status.text()
+    qtbot.waitUntil(lambda: w.charts.raw_curve.xData is not None and len(w.charts.raw_curve.xData) >= 5,
+                    timeout=5_000)  # the loss chart gains points at its next frame
 
     qtbot.mouseClick(w.controls.pause, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume" and "Paused at step" in w.controls.status.text(),
