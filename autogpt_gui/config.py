@@ -5,10 +5,11 @@ Imports neither torch nor Qt, so the window can validate a form before torch has
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from autogpt_gui.errors import ConfigError
 
@@ -107,7 +108,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from nested dicts; unknown sections or keys raise ConfigError naming them."""
         cfg = cls()
         problems: list[tuple[str, str]] = []
@@ -143,14 +144,14 @@ class RunConfig:
         return "\n".join(lines)
 
     @classmethod
-    def from_toml(cls, text: str) -> "RunConfig":
+    def from_toml(cls, text: str) -> RunConfig:
         try:
             return cls.from_dict(tomllib.loads(text))
         except tomllib.TOMLDecodeError as err:
             raise ConfigError([("config", f"not valid TOML ({err}); check the line it names")]) from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -163,7 +164,7 @@ class RunConfig:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
 
-    def with_overrides(self, assignments: list[str]) -> "RunConfig":
+    def with_overrides(self, assignments: list[str]) -> RunConfig:
         """Apply `section.key=value` strings (the CLI's --set); values parse as TOML, else text."""
         cfg = replace(self)
         problems: list[tuple[str, str]] = []

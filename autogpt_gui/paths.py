@@ -16,11 +16,12 @@ def _base(kind: str) -> Path:
     home = os.environ.get("AUTOGPT_GUI_HOME")
     if home:
         return Path(home) / kind
-    if kind == "data":
-        return Path(appdirs.user_data_dir(APP, False))
-    if kind == "cache":
-        return Path(appdirs.user_cache_dir(APP, False))
-    return Path(appdirs.user_config_dir(APP, False))
+    finder = {"data": appdirs.user_data_dir, "cache": appdirs.user_cache_dir}.get(kind, appdirs.user_config_dir)
+    path = Path(finder(APP, False))
+    if not path.is_absolute():  # an empty XDG_*_HOME counts as unset (XDG spec); appdirs returns it as is
+        fallback = {"data": ".local/share", "cache": ".cache"}.get(kind, ".config")
+        path = Path.home() / fallback / APP
+    return path
 
 
 def runs_dir() -> Path:

@@ -21,9 +21,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("AUTOGPT_GUI_HOME", tempfile.mkdtemp(prefix="autogpt-bench-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CONFIGS, SHAKESPEARE  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import CONFIGS, SHAKESPEARE  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
 from autogpt_gui.config import RunConfig  # noqa: E402
@@ -32,7 +31,7 @@ from autogpt_gui.ui.main_window import MainWindow  # noqa: E402
 
 
 def run_config(shape: dict, batch: int, steps: int) -> RunConfig:
-    data = ([f"data.source='file'", f"data.path='{SHAKESPEARE}'"] if SHAKESPEARE.exists()
+    data = (["data.source='file'", f"data.path='{SHAKESPEARE}'"] if SHAKESPEARE.exists()
             else ["data.source='python-docs'"])
     return RunConfig(name="bench").with_overrides([
         *data, "model.preset='custom'", *(f"model.{k}={v}" for k, v in shape.items()), f"train.batch_size={batch}",

@@ -81,8 +81,8 @@ def main() -> int:
         times: dict[str, list[float]] = {"bare fp32": [], "Trainer fp32": [], "Trainer auto": []}
         chose = ""
         for _ in range(args.rounds):
-            def loader():
-                return RandomWindowLoader(data.train, batch, cfg.block_size, seed=1)
+            def loader(batch=batch, block=cfg.block_size):
+                return RandomWindowLoader(data.train, batch, block, seed=1)
             val = EvalLoader(data.val, batch, cfg.block_size, 2)
             times["bare fp32"].append(bare_loop(copy.deepcopy(base), loader(), steps))
             times["Trainer fp32"].append(trainer_loop(copy.deepcopy(base), loader(), val, steps, "fp32")[0])

@@ -36,3 +36,12 @@ def test_window_modules_import_without_torch():
     code = ("import sys; import autogpt_gui.ui.main_window, autogpt_gui.ui.app; "
             "assert 'torch' not in sys.modules, 'torch was imported by the window modules'")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_code_passes_the_linter():
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("ruff is not installed")
+    done = subprocess.run([exe, "check", "autogpt_gui", "tests", "benchmarks", "packaging"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout

@@ -1,7 +1,6 @@
 """A new user's path from the README: train from the command line, list runs, sample, export."""
 import subprocess
 import sys
-
 from pathlib import Path
 
 from autogpt_gui import paths

@@ -11,15 +11,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from autogpt_gui.errors import Cancelled, DataError
 from autogpt_gui.engine.tasks import TaskExamples, make_task
 from autogpt_gui.engine.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from autogpt_gui.errors import Cancelled, DataError
 
 CHUNK = 1 << 20
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".json", ".csv", ".tex", ".html", ".xml", ".c", ".h",

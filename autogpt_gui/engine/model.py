@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from autogpt_gui.config import PRESETS
 
+
 @dataclass
 class GPTConfig:
     """Shape of the network. vocab_size comes from the tokenizer."""
@@ -28,7 +29,7 @@ class GPTConfig:
     bias: bool = True
 
     @classmethod
-    def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> "GPTConfig":
+    def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> GPTConfig:
         n_layer, n_head, n_embd, block_size = PRESETS[name]
         base = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
         base.update(overrides)

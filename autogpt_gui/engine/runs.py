@@ -35,7 +35,7 @@ class Run:
         self.checkpoints_dir = self.path / "checkpoints"
 
     @classmethod
-    def create(cls, cfg: RunConfig, root: Path) -> "Run":
+    def create(cls, cfg: RunConfig, root: Path) -> Run:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", cfg.name or cfg.data.source.replace("task:", "")).strip("-")[:40]
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = root / f"{stamp}-{slug or 'run'}"

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from autogpt_gui import paths
 from autogpt_gui.config import RunConfig, check
-from autogpt_gui.errors import CheckpointError, DataError
 from autogpt_gui.engine.checkpoint import load_checkpoint
 from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
 from autogpt_gui.engine.loaders import EpochLoader, EvalLoader, RandomWindowLoader
@@ -25,6 +24,7 @@ from autogpt_gui.engine.runs import Run
 from autogpt_gui.engine.schedules import make_schedule
 from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.errors import CheckpointError, DataError
 
 
 @dataclass

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from autogpt_gui.errors import DataError
 
@@ -44,7 +44,7 @@ class CharTokenizer(Tokenizer):
         self.stoi = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def fit(cls, chunks: Iterable[str]) -> "CharTokenizer":
+    def fit(cls, chunks: Iterable[str]) -> CharTokenizer:
         seen: set[str] = set()
         for chunk in chunks:
             seen.update(chunk)
@@ -100,8 +100,9 @@ class BPETokenizer(Tokenizer):
         self.hf = hf_tokenizer
 
     @classmethod
-    def train(cls, chunks: Iterator[str], vocab_size: int) -> "BPETokenizer":
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+    def train(cls, chunks: Iterator[str], vocab_size: int) -> BPETokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
 
         tok = HFTokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

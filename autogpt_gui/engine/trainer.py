@@ -11,16 +11,16 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Callable
 
 import torch
 
 from autogpt_gui.config import TrainConfig
-from autogpt_gui.errors import TrainingError
 from autogpt_gui.engine.checkpoint import CheckpointFolder, capture_rng, restore_rng
 from autogpt_gui.engine.precision import autocast_for, pick_device, resolve_precision
 from autogpt_gui.engine.schedules import Schedule
+from autogpt_gui.errors import TrainingError
 
 log = logging.getLogger("autogpt_gui")
 EVENTS = ("step", "eval", "checkpoint", "sample", "log", "finished")

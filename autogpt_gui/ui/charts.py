@@ -10,8 +10,17 @@ import csv
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Time (s)"}
 OVERLAY_COLORS = ["#e377c2", "#17becf", "#bcbd22", "#8c564b", "#9467bd", "#7f7f7f"]

@@ -6,12 +6,33 @@ engine's own validation message.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from autogpt_gui.config import (OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, TOKENIZERS, RunConfig, apply_preset,
-                                set_field)
+from autogpt_gui.config import (
+    OPTIMIZERS,
+    PRECISIONS,
+    PRESETS,
+    SCHEDULES,
+    TOKENIZERS,
+    RunConfig,
+    apply_preset,
+    set_field,
+)
 from autogpt_gui.estimates import estimate, human_bytes, human_count
 
 SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("task:addition", "Task: addition (a+b=c)"),

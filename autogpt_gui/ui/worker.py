@@ -238,8 +238,8 @@ def tokenize_job(cfg):
     """A Task function: tokenize cfg's source and describe the result for the data panel."""
 
     def job(task: Task) -> dict:
-        from autogpt_gui.engine.data import make_source, prepare_tokens
         from autogpt_gui import paths
+        from autogpt_gui.engine.data import make_source, prepare_tokens
 
         source = make_source(cfg.data)
         data = prepare_tokens(source, cfg.data, paths.cache_dir(), task.progress, task.cancelled)
