@@ -163,3 +163,58 @@ def test_data_preview_and_tokenizing_show_counts_and_tokens(qtbot, window):
     qtbot.waitUntil(lambda: "training tokens" in w.data.result.text(), timeout=30_000)
     assert "Corpus:" in w.config_panel.summary.text() and "epochs" in w.config_panel.summary.text()
     assert "<span" in w.data.tokens.toHtml()
+
+
+def _engine_run(steps: int):
+    from autogpt_gui import paths
+    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.session import build_session
+
+    cfg = RunConfig(name="earlier").with_overrides([*TINY, f"train.max_steps={steps}", "train.checkpoint_interval=10"])
+    run = Run.create(cfg, paths.runs_dir())
+    build_session(cfg, run).trainer.train()
+    return run
+
+
+def test_interrupted_run_is_offered_for_resume_on_the_next_start(qtbot, user_home):
+    run = _engine_run(20)
+    status = run.read_status()
+    run.write_status("running", status["step"], 40, status["best_val_loss"])  # as if the app had been killed
+    import json
+
+    data = json.loads((run.path / "status.json").read_text())
+    data["pid"] = 2**22 + 12345  # no such process
+    (run.path / "status.json").write_text(json.dumps(data))
+
+    make_app()
+    w = MainWindow()
+    w.show()
+    try:
+        assert w.resume_banner.isVisible() and "interrupted at step 20" in w.resume_banner.label.text()
+        qtbot.mouseClick(w.resume_banner.action, Qt.LeftButton)
+        qtbot.waitUntil(lambda: "resumed at step 20," in w.log.toPlainText(), timeout=30_000)
+        qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+        assert not w.resume_banner.isVisible() and "Finished at step 20" in w.controls.status.text()
+    finally:
+        assert w.wait_for_threads(60)
+        w.close()
+
+
+def test_playground_generates_from_a_saved_run_when_nothing_trains(qtbot, user_home):
+    run = _engine_run(20)
+    make_app()
+    w = MainWindow()
+    w.show()
+    try:
+        w.runs.refresh()
+        w.runs.select_run(str(run.path))
+        qtbot.mouseClick(w.runs.open_btn, Qt.LeftButton)
+        assert w.checkpoints.table.rowCount() >= 3 and "step 20" in w.samples.history.toPlainText()
+        w.samples.prompt.setPlainText("The ")
+        w.samples.max_tokens.setValue(15)
+        qtbot.mouseClick(w.samples.generate, Qt.LeftButton)
+        qtbot.waitUntil(lambda: w.samples.generate.isEnabled(), timeout=20_000)
+        assert w.samples.output.toPlainText().startswith("The ") and len(w.samples.output.toPlainText()) > 6
+    finally:
+        assert w.wait_for_threads(60)
+        w.close()

@@ -54,3 +54,29 @@ def test_resume_reports_where_it_continues(tiny_config):
         run.checkpoints_dir / "step-00000010.pt"))
     assert session.trainer.step == 10
     assert any("resumed at step 10" in line and "tokens seen" in line for line in logs)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch):
+    import pytest
+
+    from autogpt_gui.engine.checkpoint import load_checkpoint
+    from autogpt_gui.engine.trainer import Trainer
+    from autogpt_gui.errors import TrainingError
+
+    cfg = tiny_config("train.max_steps=40", "train.checkpoint_interval=10", "train.eval_interval=10")
+    run = Run.create(cfg, paths.runs_dir())
+    session = build_session(cfg, run)
+    real_loss = Trainer._loss
+
+    def poisoned(model, x, y):
+        logits, loss = real_loss(model, x, y)
+        return logits, loss * float("nan") if session.trainer.step >= 15 else loss
+
+    monkeypatch.setattr(Trainer, "_loss", staticmethod(poisoned))
+    with pytest.raises(TrainingError, match="the loss became nan at step 16") as err:
+        session.trainer.train()
+    assert err.value.field == "optim.lr" and "Lower the learning rate" in str(err.value)
+    assert run.summary().status == "failed" and "nan" in run.summary().reason
+    last = load_checkpoint(run.checkpoints_dir / "last.pt")
+    assert last["trainer"]["step"] == 10
+    assert all(torch.isfinite(t).all() for t in last["model"].values())

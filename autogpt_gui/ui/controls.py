@@ -83,6 +83,7 @@ class RunControls(QWidget):
 
     def set_running(self, running: bool) -> None:
         self.running = running
+        self.progress.setVisible(running or self.progress.value() > 0)
         for b in (self.pause, self.stop, self.save, self.evaluate):
             b.setEnabled(running)
         if not running:
