@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QMessageBox
 from autogpt_gui.config import RunConfig
 from autogpt_gui.ui.app import make_app
 from autogpt_gui.ui.main_window import MainWindow
+from autogpt_gui.ui.worker import deliver
 
 TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "train.batch_size=8", "train.eval_interval=25", "train.eval_batches=4", "train.checkpoint_interval=50",
@@ -66,10 +67,12 @@ def test_start_pause_resume_stop_then_resume_in_a_new_window(qtbot, window, user
     qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # now "Resume"
     qtbot.waitUntil(lambda: w.worker is not None and w.worker.trainer.step > held + 3, timeout=30_000)
 
-    with qtbot.waitSignal(w.worker.finished, timeout=30_000) as finished:
-        qtbot.mouseClick(w.controls.stop, Qt.LeftButton)
-    assert finished.args[0]["status"] == "stopped"
-    stopped_at = finished.args[0]["step"]
+    ended = []
+    deliver(w.worker.finished, ended.append, w)  # on the GUI thread, as the window's own listeners
+    qtbot.mouseClick(w.controls.stop, Qt.LeftButton)
+    qtbot.waitUntil(lambda: bool(ended) and w.worker is None, timeout=30_000)
+    assert ended[0]["status"] == "stopped" and "Stopped at step" in w.controls.status.text()
+    stopped_at = ended[0]["step"]
     run_path = w.run_path
     qtbot.waitUntil(lambda: w.checkpoints.table.rowCount() >= 2, timeout=5_000)
 
