@@ -7,13 +7,11 @@ from pathlib import Path
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui.engine.checkpoint import CheckpointFolder
 from autogpt_gui.estimates import human_bytes
+from autogpt_gui.ui.widgets import read_only_table
 
 
 class CheckpointsPanel(QWidget):
@@ -34,13 +33,7 @@ class CheckpointsPanel(QWidget):
         super().__init__(parent)
         self.folder: CheckpointFolder | None = None
         self.title = QLabel("No run yet: checkpoints appear here as the run saves them.")
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Checkpoint", "Step", "Val loss", "Saved", "Size"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        self.table = read_only_table(["Checkpoint", "Step", "Val loss", "Saved", "Size"])
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.save_btn = QPushButton("Save now")
         self.save_btn.setToolTip("Save a checkpoint of the running model now")

@@ -10,13 +10,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -35,32 +31,7 @@ from autogpt_gui.ui.controls import RunControls
 from autogpt_gui.ui.data_panel import DataPanel
 from autogpt_gui.ui.runs_panel import RunsPanel
 from autogpt_gui.ui.samples_panel import SamplesPanel
-
-
-class Banner(QFrame):
-    """A message across the top of the window with up to two buttons; never modal."""
-
-    def __init__(self, object_name: str):
-        super().__init__()
-        self.setObjectName(object_name)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.action = QPushButton()
-        self.dismiss = QPushButton("Dismiss")
-        self.dismiss.clicked.connect(self.hide)
-        row = QHBoxLayout(self)
-        row.addWidget(self.label, 1)
-        row.addWidget(self.action)
-        row.addWidget(self.dismiss)
-        self.hide()
-
-    def show_message(self, text: str, action: str | None = None) -> None:
-        self.label.setText(text)
-        self.action.setVisible(action is not None)
-        if action:
-            self.action.setText(action)
-        self.show()
+from autogpt_gui.ui.widgets import Banner
 
 
 class MainWindow(QMainWindow):

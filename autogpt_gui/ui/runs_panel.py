@@ -6,12 +6,9 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -19,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui import paths
 from autogpt_gui.engine.runs import Run, list_runs
+from autogpt_gui.ui.widgets import read_only_table
 
 
 class RunsPanel(QWidget):
@@ -30,13 +28,7 @@ class RunsPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Run (tick to compare)", "Started", "Steps", "Best val", "Status"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        self.table = read_only_table(["Run (tick to compare)", "Started", "Steps", "Best val", "Status"])
         self.table.itemChanged.connect(self._item_changed)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _: self._open())
