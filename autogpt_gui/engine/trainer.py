@@ -99,6 +99,10 @@ class Trainer:
         self.elapsed = 0.0
         self.best_val_loss = math.inf
         self.last_val_loss: float | None = None
+        self.last_eval_step = -1
+        self.max_steps: int | None = self.config.max_steps or None
+        self._scaler_state: dict | None = None
+        self._t0 = 0.0
         self.precision, self.precision_reason = None, ""
         self.events: dict[str, list[Callable]] = {name: [] for name in EVENTS}
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
@@ -226,11 +230,7 @@ class Trainer:
                 self.scaler.load_state_dict(self._scaler_state)
         if self.config.compile:
             self._forward = torch.compile(self.model)
-        self.max_steps = getattr(self, "max_steps", self.config.max_steps or None)
-        self.last_eval_step = getattr(self, "last_eval_step", -1)
-        self._t0 = getattr(self, "_t0", time.perf_counter() - self.elapsed)
-
-    _scaler_state = None
+        self._t0 = time.perf_counter() - self.elapsed
 
     @staticmethod
     def _loss(model, x, y):
