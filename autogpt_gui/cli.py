@@ -146,7 +146,7 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool) -> int:
     try:
         result = session.trainer.train()
     except KeyboardInterrupt:
-        session.trainer._save("stop")
+        session.trainer.save_checkpoint("stop")
         run.write_status("stopped", session.trainer.step, session.trainer.max_steps,
                          session.trainer.best_val_loss, "interrupted from the keyboard")
         raise

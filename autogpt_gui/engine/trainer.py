@@ -145,7 +145,7 @@ class Trainer:
     # ---- the seed's contract -------------------------------------------------------------
     def train_epoch(self) -> float:
         """One pass over train_loader (or until max_steps / stop); returns the mean loss."""
-        self._prepare()
+        self.prepare()
         losses: list[float] = []
         t_last = time.perf_counter()
         for x, y in self.train_loader:
@@ -167,7 +167,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> float:
         """Mean loss over val_loader (at most eval_batches batches) in eval mode."""
-        self._prepare()
+        self.prepare()
         was_training = self.model.training
         self.model.eval()
         total, count = torch.zeros((), device=self.device), 0
@@ -186,7 +186,7 @@ class Trainer:
         cfg = self.config
         epochs = num_epochs if num_epochs is not None else cfg.epochs
         self.max_steps = cfg.max_steps if not epochs else None
-        self._prepare()
+        self.prepare()
         self._emit("log", f"training on {self.device} with {self.precision} ({self.precision_reason})")
         self._t0 = time.perf_counter() - self.elapsed
         target_epoch = self.epoch + epochs if epochs else None
@@ -199,11 +199,11 @@ class Trainer:
                     self._emit("log", f"epoch {self.epoch}: train loss {mean:.4f}, "
                                       f"validation loss {self.last_val_loss:.4f}")
             if self._stop.is_set():
-                self._save("stop")
+                self.save_checkpoint("stop")
                 return self._finish("stopped")
             if self.last_eval_step != self.step:
                 self._run_eval()
-            self._save("last")
+            self.save_checkpoint("last")
             return self._finish("finished")
         except TrainingError as err:
             self._finish("failed", str(err))
@@ -218,7 +218,8 @@ class Trainer:
             raise
 
     # ---- one step ------------------------------------------------------------------------
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Resolve precision (timing fp32 against bf16 for auto), the grad scaler and compile; once."""
         if self.precision is not None:
             return
         shape = (getattr(self.train_loader, "batch_size", None) or 8,
@@ -288,7 +289,7 @@ class Trainer:
             improved = self._run_eval()
         periodic = cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0
         if periodic or improved:
-            self._save("step", is_best=improved)
+            self.save_checkpoint("step", is_best=improved)
         self._handle_requests()
 
     def _done(self) -> bool:
@@ -310,7 +311,8 @@ class Trainer:
         prompt, text = self.sampler(self.model)
         self._emit("sample", SampleText(self.step, prompt, text))
 
-    def _save(self, kind: str, is_best: bool = False) -> None:
+    def save_checkpoint(self, kind: str = "step", is_best: bool = False) -> None:
+        """Save a checkpoint of the current step into the checkpoint folder (if there is one)."""
         if self.checkpoints is None or self.step == 0:
             return
         path = self.checkpoints.save(self.state_dict(), self.step, self.last_val_loss if
@@ -342,10 +344,10 @@ class Trainer:
                 self._paused = False
                 return
             elif kind == "save":
-                self._save("step", is_best=False)
+                self.save_checkpoint("step", is_best=False)
             elif kind == "evaluate":
                 if self._run_eval():
-                    self._save("step", is_best=True)
+                    self.save_checkpoint("step", is_best=True)
             elif kind == "sample" and self.sampler is not None:
                 self._sample()
             elif kind == "call":

@@ -153,7 +153,7 @@ class TrainingWorker(QObject):
         self.trainer = tr
         if self._cancel.is_set():
             tr.request("stop")
-        tr._prepare()  # resolves precision now, so 'started' can say what it chose
+        tr.prepare()  # precision is chosen now, so "started" can say what it chose
         self.started.emit({
             "run_path": self.run_path, "run_id": run.id, "device": str(tr.device), "precision": tr.precision,
             "precision_reason": tr.precision_reason, "params": session.model.num_params(),
