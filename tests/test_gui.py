@@ -221,3 +221,23 @@ def test_playground_generates_from_a_saved_run_when_nothing_trains(qtbot, user_h
     finally:
         assert w.wait_for_threads(60)
         w.close()
+
+
+def test_every_setting_of_the_form_round_trips_through_toml(qtbot, window, tmp_path):
+    from dataclasses import fields
+
+    from autogpt_gui.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+    w = window
+    keys = set(w.config_panel.editors)
+    everything = {f"{s}.{f.name}" for s, cls in (("model", ModelConfig), ("data", DataConfig),
+                                                 ("optim", OptimConfig), ("train", TrainConfig)) for f in fields(cls)}
+    assert everything - keys <= {"model.vocab_size", "train.log_interval"}  # derived or for scripts
+    assert all(w.config_panel.editors[k].toolTip() for k in keys)
+    w.config_panel.editors["train.batch_size"].setValue(7)
+    w.config_panel.editors["optim.schedule"].setCurrentIndex(w.config_panel.editors["optim.schedule"].findData("wsd"))
+    path = tmp_path / "run.toml"
+    w.config_panel.config().save(path)
+    again = RunConfig.load(path)
+    assert again.train.batch_size == 7 and again.optim.schedule == "wsd"
+    assert w.config_panel.editors["optim.decay_fraction"].isEnabled()

@@ -61,6 +61,7 @@ SECTIONS = {
         ("data.val_fraction", "Validation share", "float", (0.01, 0.5, 0.01),
          "Share of the text held out to measure generalisation."),
         ("data.task_digits", "Task digits", "int", (1, 6), "Digits per operand for the addition task."),
+        ("data.text_field", "JSONL field", "text", None, "Which field of each JSON line holds the text (jsonl only)."),
     ],
     "Optimizer": [
         ("optim.name", "Optimizer", "choice", list(OPTIMIZERS), "AdamW is the usual choice for transformers."),
@@ -69,6 +70,8 @@ SECTIONS = {
         ("optim.schedule", "Schedule", "choice", list(SCHEDULES), "How the learning rate changes over the run "
                                                                   "(wsd: warmup, stable, decay)."),
         ("optim.warmup_steps", "Warmup steps", "int", (0, 10**7), "Steps of linear warmup from zero."),
+        ("optim.decay_fraction", "WSD decay share", "float", (0.01, 1.0, 0.05),
+         "For the wsd schedule: the last share of the run over which the rate decays to min lr."),
         ("optim.beta1", "Beta 1", "float", (0.0, 0.999, 0.01), "Momentum of the gradient average."),
         ("optim.beta2", "Beta 2", "float", (0.0, 0.9999, 0.001), "Momentum of the squared-gradient average."),
         ("optim.weight_decay", "Weight decay", "float", (0.0, 10.0, 0.01), "Pulls weights toward zero (matrices only)."),
@@ -91,6 +94,7 @@ SECTIONS = {
          "Where to train: a GPU when there is one."),
         ("train.seed", "Seed", "int", (0, 2**31 - 1), "Same seed, same run: the results repeat exactly."),
         ("train.sample_prompt", "Sample prompt", "text", None, "Text the samples at each evaluation start from."),
+        ("train.sample_tokens", "Sample length", "int", (0, 100000), "Tokens in each sample at an evaluation (0: none)."),
     ],
 }
 
@@ -308,6 +312,8 @@ class ConfigPanel(QScrollArea):
             self.editors[key].setEnabled(source in ("file", "folder", "jsonl"))
         self.editors["data.bpe_vocab_size"].setEnabled(cfg.data.tokenizer == "bpe")
         self.editors["data.task_digits"].setEnabled(source == "task:addition")
+        self.editors["data.text_field"].setEnabled(source == "jsonl")
+        self.editors["optim.decay_fraction"].setEnabled(cfg.optim.schedule == "wsd")
         self.editors["train.max_steps"].setEnabled(cfg.train.epochs == 0)
         est = estimate(cfg, self._vocab)
         lines = [f"<b>{human_count(est.params)}</b> parameters · about <b>{human_bytes(est.memory_bytes)}</b> "
