@@ -17,7 +17,3 @@ def resources_root() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of a bundled resource, e.g. resource_path('configs', 'addition.toml')."""
     return resources_root().joinpath(*parts)
-
-
-def example_configs() -> list[Path]:
-    return sorted(resource_path("configs").glob("*.toml"))

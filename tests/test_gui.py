@@ -213,6 +213,8 @@ def test_playground_generates_from_a_saved_run_when_nothing_trains(qtbot, user_h
         w.runs.select_run(str(run.path))
         qtbot.mouseClick(w.runs.open_btn, Qt.LeftButton)
         assert w.checkpoints.table.rowCount() >= 3 and "step 20" in w.samples.history.toPlainText()
+        w.runs.table.item(0, 0).setCheckState(Qt.Checked)  # tick the run to overlay its curve
+        assert len(w.charts.overlays) == 1 and len(w.charts.overlays[0].yData) == 20
         w.samples.prompt.setPlainText("The ")
         w.samples.max_tokens.setValue(15)
         qtbot.mouseClick(w.samples.generate, Qt.LeftButton)

@@ -327,9 +327,3 @@ class ConfigPanel(QScrollArea):
         else:
             lines.append("<i>Corpus size and epochs appear once the data is tokenized (Data tab).</i>")
         self.summary.setText("<br>".join(lines))
-
-
-def config_keys() -> list[str]:
-    """Every key the form edits (for tests)."""
-    return [k for specs in SECTIONS.values() for k, *_ in specs]
-

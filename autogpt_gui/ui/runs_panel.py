@@ -96,11 +96,6 @@ class RunsPanel(QWidget):
             if self.table.item(i, 0).data(256) == path:
                 self.table.selectRow(i)
 
-    def set_ticked(self, path: str, on: bool = True) -> None:
-        for i in range(self.table.rowCount()):
-            if self.table.item(i, 0).data(256) == path:
-                self.table.item(i, 0).setCheckState(Qt.Checked if on else Qt.Unchecked)
-
     def _selection_changed(self) -> None:
         path = self.selected()
         summary = next((r for r in self.summaries if r.path == path), None)
