@@ -6,6 +6,7 @@ memory and progress; the tokens are cached once, keyed by content hash and token
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import json
 import os
@@ -177,10 +178,14 @@ class PythonDocsSource(Source):
 
     label = "Python documentation (built in)"
 
-    def _text(self) -> bytes:
+    @functools.cached_property
+    def _data(self) -> bytes:
         from pydoc_data.topics import topics
 
         return "\n\n".join(topics[k].strip() for k in sorted(topics)).encode("utf-8")
+
+    def _text(self) -> bytes:
+        return self._data
 
     def byte_chunks(self):
         data = self._text()
@@ -246,16 +251,17 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
                    cancelled: Callable[[], bool] = lambda: False) -> TokenData:
     """Tokenize `source` into the cache (or reuse the cached tokens) and split train / val."""
     hasher, n_chars, size = hashlib.sha256(), 0, max(1, source.size())
-    done = 0
+    done, has_text = 0, False
     for chunk in source.text_chunks():
         data = chunk.encode("utf-8")
         hasher.update(data)
         n_chars += len(chunk)
+        has_text = has_text or not chunk.isspace() and bool(chunk)
         done += len(data)
         progress("reading", min(1.0, done / size))
         if cancelled():
             raise Cancelled("tokenizing cancelled")
-    if n_chars == 0 or not source.preview(4096).strip():
+    if not has_text:
         raise DataError(f"{source.label or 'the source'} is empty; choose a file with text in it", "data.path")
     key_parts = [hasher.hexdigest(), data_cfg.tokenizer, str(data_cfg.val_fraction)]
     if data_cfg.tokenizer == "bpe":

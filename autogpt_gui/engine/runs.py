@@ -98,7 +98,6 @@ class Run:
                 pending.clear()
 
         samples_path = self.path / "samples.jsonl"
-        max_steps = trainer.max_steps if hasattr(trainer, "max_steps") else trainer.config.max_steps or None
 
         def best():
             b = trainer.best_val_loss
@@ -129,7 +128,7 @@ class Run:
         for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
                           ("checkpoint", on_checkpoint), ("finished", on_finished)):
             trainer.on(event, fn)
-        self.write_status("running", trainer.step, max_steps, best())
+        self.write_status("running", trainer.step, trainer.max_steps, best())
 
     def read_metrics(self) -> tuple[list[dict], list[dict]]:
         """(step records, eval records) from metrics.jsonl; a torn last line is skipped."""

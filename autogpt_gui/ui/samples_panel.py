@@ -20,6 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 
+def _spin(cls, low, high, value, tip: str, step=None):
+    """A spin box (int or float) with its range, value and tooltip."""
+    box = cls()
+    box.setRange(low, high)
+    if step is not None:
+        box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
 class SamplesPanel(QWidget):
     """Left: the samples the run wrote, newest first. Right: prompt, settings, Generate."""
 
@@ -36,24 +47,12 @@ class SamplesPanel(QWidget):
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
         self.output.setPlaceholderText("Generated text streams in here.")
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 3.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.temperature.setToolTip("Higher is more adventurous; 0 always picks the likeliest token.")
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 100000)
-        self.top_k.setValue(50)
-        self.top_k.setToolTip("Sample only among the k likeliest tokens (0 = all).")
-        self.top_p = QDoubleSpinBox()
-        self.top_p.setRange(0.0, 1.0)
-        self.top_p.setSingleStep(0.05)
-        self.top_p.setValue(1.0)
-        self.top_p.setToolTip("Nucleus sampling: the smallest set of tokens holding this much probability.")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 100000)
-        self.max_tokens.setValue(300)
-        self.max_tokens.setToolTip("How many new tokens to generate.")
+        self.temperature = _spin(QDoubleSpinBox, 0.0, 3.0, 0.8, "Higher is more adventurous; 0 always picks the "
+                                 "likeliest token.", step=0.1)
+        self.top_k = _spin(QSpinBox, 0, 100000, 50, "Sample only among the k likeliest tokens (0 = all).")
+        self.top_p = _spin(QDoubleSpinBox, 0.0, 1.0, 1.0, "Nucleus sampling: the smallest set of tokens holding this "
+                           "much probability.", step=0.05)
+        self.max_tokens = _spin(QSpinBox, 1, 100000, 300, "How many new tokens to generate.")
         self.source = QComboBox()
         self.source.setToolTip("Generate from the model being trained (between steps) or from a saved checkpoint.")
         self.source.addItem("Live model (while training)", "live")
