@@ -29,9 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("resume", help="continue a run from its last checkpoint")
-    r.add_argument("run", help="run folder (or a checkpoint file inside one)")
+    r.add_argument("run", help="run folder, or a checkpoint file (.pt) inside one to continue from it")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="change a setting before resuming, e.g. --set train.max_steps=4000")
+    r.add_argument("--restart", action="store_true",
+                   help="a run that stopped before its first checkpoint: start it again in its folder")
     r.add_argument("--quiet", action="store_true")
 
     s = sub.add_parser("sample", help="generate text from a run or a checkpoint")
@@ -116,48 +118,57 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.runs import locate_resume
 
-    target = Path(args.run)
-    run = Run(target.parent.parent if target.is_file() else target)
-    ckpt = target if target.is_file() else run.checkpoints_dir / "last.pt"
-    if not ckpt.exists():
-        raise AutoGPTError(f"{run.path} has no checkpoint to resume from", "run")
+    run, ckpt = locate_resume(args.run)
+    if ckpt is None and not args.restart:
+        raise AutoGPTError(f"{run.path} stopped before its first checkpoint, so there is nothing to resume. "
+                           f"Start it again in place, with the same configuration: "
+                           f"autogpt-gui resume {run.path} --restart", "run")
     cfg = run.config().with_overrides(args.set)
     if args.set:
         cfg.save(run.path / "config.toml")
+    if ckpt is None:
+        run.reset()
+        print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
     return _train(cfg, run, ckpt, args.quiet)
 
 
 def _train(cfg: RunConfig, run, resume_from, quiet: bool) -> int:
+    from autogpt_gui.engine.interrupts import GracefulStop
     from autogpt_gui.engine.session import build_session
+    from autogpt_gui.errors import Cancelled
     from autogpt_gui.progress import ProgressBar
 
     bar = ProgressBar(enabled=not quiet)
-    session = build_session(cfg, run, resume_from, progress=bar.data_progress)
-    bar.attach(session.trainer)
-    d = session.data
-    print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
-          f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
-    print(f"model: {session.model.num_params() / 1e6:.2f}M parameters on {session.trainer.device}")
-    tr = session.trainer
-    if resume_from:
-        print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
-    try:
-        result = session.trainer.train()
-    except KeyboardInterrupt:
-        session.trainer.save_checkpoint("stop")
-        run.write_status("stopped", session.trainer.step, session.trainer.max_steps,
-                         session.trainer.best_val_loss, "interrupted from the keyboard")
-        raise
-    print(f"{result.status} at step {result.step}; best validation loss "
-          f"{result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)}")
+    with GracefulStop() as interrupts:
+        try:
+            session = build_session(cfg, run, resume_from, progress=bar.data_progress, cancelled=interrupts.cancelled)
+        except Cancelled:
+            print(f"{interrupts.reason} while preparing the data; nothing was trained", file=sys.stderr)
+            return interrupts.exit_code or 1
+        interrupts.attach(session.trainer)
+        bar.attach(session.trainer)
+        d = session.data
+        print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
+              f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
+        print(f"model: {session.model.num_params() / 1e6:.2f}M parameters on {session.trainer.device}")
+        tr = session.trainer
+        if resume_from:
+            print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
+        result = tr.train()
+    best = result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)
+    print(f"{result.status} at step {result.step}; best validation loss {best}")
+    if interrupts.received is not None:
+        print(f"{interrupts.reason}: the checkpoint of step {result.step} is saved; continue with: "
+              f"autogpt-gui resume {run.path}", file=sys.stderr)
+        return interrupts.exit_code
     print(f"sample it: autogpt-gui sample {run.path}")
     return 0
 
 
 def cmd_sample(args) -> int:
-    from autogpt_gui.engine.session import generate_text, load_model
+    from autogpt_gui.engine.inference import generate_text, load_model
 
     model, tokenizer, _ = load_model(args.source)
     prompt = args.prompt.encode().decode("unicode_escape") if "\\" in args.prompt else args.prompt

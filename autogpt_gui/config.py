@@ -31,7 +31,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class ModelConfig:
-    """Shape of the network; vocab_size 0 means 'take it from the tokenizer'."""
+    """Shape of the network, the one definition (engine.model calls it GPTConfig).
+
+    vocab_size 0 in a run's configuration means 'take it from the tokenizer'.
+    """
 
     preset: str = "micro"
     n_layer: int = 4
@@ -41,6 +44,15 @@ class ModelConfig:
     dropout: float = 0.0
     bias: bool = True
     vocab_size: int = 0
+
+    @classmethod
+    def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> ModelConfig:
+        """A preset's shape (see PRESETS) with a vocabulary and any field changed."""
+        problems: list[tuple[str, str]] = []
+        cfg = apply_preset(cls(vocab_size=vocab_size), name, problems)
+        if problems:
+            raise ConfigError(problems)
+        return replace(cfg, **overrides)
 
 
 @dataclass

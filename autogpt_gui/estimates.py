@@ -1,6 +1,8 @@
 """Arithmetic about a configuration, without building anything: parameters, memory, tokens."""
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from autogpt_gui.config import RunConfig
@@ -45,11 +47,11 @@ def estimate(cfg: RunConfig, vocab_size: int | None = None) -> Estimate:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"
+    return f"{n:.1f} TB"
 
 
 def human_count(n: float) -> str:
@@ -57,3 +59,47 @@ def human_count(n: float) -> str:
         if n >= div:
             return f"{n / div:.2f}{unit}"
     return str(int(n))
+
+
+def system_memory() -> int | None:
+    """Bytes of memory this computer can give a new process now (available, else physical); None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if sys.platform == "win32":
+        import ctypes
+
+        class _Status(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                        ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                        ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                        ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+        status = _Status(dwLength=ctypes.sizeof(_Status))
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return int(status.ullAvailPhys)
+        return None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_problems(cfg: RunConfig, limit: int | None, where: str, vocab_size: int | None = None) -> list[tuple[str, str]]:
+    """A (field, message) pair when training cfg needs more memory than `limit` bytes of `where`."""
+    if not limit:
+        return []
+    est = estimate(cfg, vocab_size)
+    if est.memory_bytes <= limit:
+        return []
+    weights = est.params * 4 * 4  # weights, gradients and two AdamW moments in fp32
+    field = "model.n_layer" if weights > limit else "train.batch_size"
+    fix = "use a smaller model (fewer layers or a narrower width)" if weights > limit else \
+        "lower the batch size or the context, or use gradient accumulation"
+    return [(field, f"training needs about {human_bytes(est.memory_bytes)} but {where} has "
+                    f"{human_bytes(limit)}: {fix}")]

@@ -37,6 +37,7 @@ class ProgressBar:
         trainer.on("eval", self.on_eval)
         trainer.on("log", self.on_log)
         trainer.on("checkpoint", self.on_checkpoint)
+        trainer.on("state", self.on_state)
         trainer.on("finished", self.on_finished)
 
     def _line(self, text: str) -> None:
@@ -75,6 +76,10 @@ class ProgressBar:
 
     def on_checkpoint(self, c) -> None:
         self._line(f"saved {c.path}")
+
+    def on_state(self, s) -> None:
+        if s.state == "stopping":
+            self._line(f"stopping at step {s.step}{': ' + s.reason if s.reason else ''}; saving a checkpoint")
 
     def on_finished(self, f) -> None:
         if f.reason:

@@ -48,7 +48,7 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             torch.save({"format": FORMAT, "version": VERSION, **payload}, fh)
@@ -84,7 +84,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     """Point dst at src's bytes (hard link, else copy), replacing dst atomically."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp = temp_path(dst)
     tmp.unlink(missing_ok=True)
     try:
         os.link(src, tmp)
@@ -95,14 +95,65 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+# ---- temp files of writers that died --------------------------------------------------------
+TEMP_NAME = re.compile(r"^\..+?\.(\d+)(?:\.\d+)?\.tmp$")  # .NAME.PID.tmp or .NAME.PID.THREAD.tmp
+
+
+def temp_path(path: Path) -> Path:
+    """Where a writer of `path` puts its bytes before the rename; names the writer's pid."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def pid_alive(pid) -> bool:
+    """Whether a process with this id runs on this machine (a permission error means it does)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the temp files in folder whose writer is no longer alive; return what was removed."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        found = TEMP_NAME.match(p.name)
+        if found and not pid_alive(int(found.group(1))):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
 # ---- reading ---------------------------------------------------------------------------------
+def check_regular_file(path: Path, field: str = "checkpoint") -> None:
+    """Raise a clear error unless path is an existing regular file (not a folder, device or pipe)."""
+    if not path.exists():
+        hint = " (a link to nothing)" if path.is_symlink() else ""
+        raise CheckpointError(f"{path} does not exist{hint}; choose a checkpoint file (.pt)", field)
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "a device, pipe or socket"
+        raise CheckpointError(f"{path} is not a regular file (it is {kind}); choose a checkpoint file (.pt)", field)
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load one of our checkpoints without running any code from it, or raise CheckpointError."""
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; choose a checkpoint file (.pt)", "checkpoint")
+    check_regular_file(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -176,7 +227,7 @@ class CheckpointFolder:
             return {}
 
     def _write_index(self, index: dict) -> None:
-        tmp = self.index_path.with_suffix(".tmp")
+        tmp = temp_path(self.index_path)
         tmp.write_text(json.dumps(index, indent=1))
         os.replace(tmp, self.index_path)
 

@@ -12,7 +12,7 @@ def export_weights(source: str | Path, out: str | Path) -> Path:
     """Write model.safetensors, model_config.json, config.toml and tokenizer.json into out."""
     from safetensors.torch import save_model
 
-    from autogpt_gui.engine.session import load_model
+    from autogpt_gui.engine.inference import load_model
 
     model, tokenizer, cfg = load_model(source)
     out = Path(out)

@@ -7,33 +7,15 @@ key/value cache so generation costs grows linearly with the number of new tokens
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from autogpt_gui.config import PRESETS
+from autogpt_gui.config import ModelConfig
 
-
-@dataclass
-class GPTConfig:
-    """Shape of the network. vocab_size comes from the tokenizer."""
-
-    vocab_size: int = 256
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = True
-
-    @classmethod
-    def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> GPTConfig:
-        n_layer, n_head, n_embd, block_size = PRESETS[name]
-        base = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
-        base.update(overrides)
-        return cls(vocab_size=vocab_size, **base)
+# The model's shape has one definition, shared with the run configuration and the checkpoint.
+GPTConfig = ModelConfig
 
 
 class KVCache:
@@ -107,9 +89,11 @@ class AutoGPTModel(nn.Module):
 
     def __init__(self, config: GPTConfig | None = None):
         super().__init__()
-        cfg = config or GPTConfig()
+        cfg = config or GPTConfig(vocab_size=256)
         if cfg.n_embd % cfg.n_head:
             raise ValueError(f"heads ({cfg.n_head}) must divide the width ({cfg.n_embd})")
+        if cfg.vocab_size < 1:
+            raise ValueError("vocab_size must be set (the tokenizer's vocabulary size)")
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)

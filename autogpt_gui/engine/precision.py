@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from contextlib import nullcontext
 from functools import lru_cache
@@ -29,6 +30,16 @@ def pick_device(name: str | None = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise TrainingError("MPS (Apple GPU) is not available here; choose auto or cpu", "train.device")
     return dev
+
+
+def device_memory(device: torch.device) -> tuple[int | None, str]:
+    """(bytes a run can use, what to call the device in a message); None when unknown."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return free, f"{torch.cuda.get_device_name(device)} ({device})"
+    from autogpt_gui.estimates import system_memory
+
+    return system_memory(), "this computer" if device.type == "cpu" else f"this computer ({device.type})"
 
 
 def list_devices() -> list[tuple[str, str]]:
@@ -79,9 +90,14 @@ def autocast_for(precision: str, device: torch.device):
     return nullcontext()
 
 
+# bf16 must beat fp32 by this much before a run leaves fp32: a near tie is noise, and fp32 is the safer number
+BF16_MARGIN = 1.15
+PROBE_TOKENS = 2048  # the probe's batch is capped at this many tokens so it costs seconds, not minutes
+
+
 def resolve_precision(requested: str, model: torch.nn.Module, device: torch.device,
                       batch_shape: tuple[int, int]) -> tuple[str, str]:
-    """(precision, reason). 'auto' times fp32 against bf16 and keeps the faster correct one."""
+    """(precision, reason). 'auto' times fp32 against bf16 and keeps fp32 unless bf16 is clearly faster."""
     if requested == "fp16" and device.type != "cuda":
         raise TrainingError("fp16 needs a CUDA GPU (it relies on a gradient scaler); use bf16 or fp32",
                             "train.precision")
@@ -92,35 +108,51 @@ def resolve_precision(requested: str, model: torch.nn.Module, device: torch.devi
     ok, why = bf16_fast_on(device)
     if not ok:
         return "fp32", f"fp32: {why}"
-    fp32 = _time_steps(model, device, batch_shape, "fp32")
-    bf16 = _time_steps(model, device, batch_shape, "bf16")
-    if bf16 < 0.95 * fp32:
-        return "bf16", f"bf16 autocast: {why}, and it ran {fp32 / bf16:.2f}x faster than fp32 on this model"
-    return "fp32", f"fp32: {why}, but bf16 was not faster on this model ({fp32 / bf16:.2f}x)"
+    speedup = bf16_speedup(model, device, batch_shape)
+    if speedup >= BF16_MARGIN:
+        return "bf16", f"bf16 autocast: {why}, and it ran {speedup:.2f}x as fast as fp32 on this model"
+    return "fp32", (f"fp32: {why}, but bf16 ran only {speedup:.2f}x as fast on this model "
+                    f"(auto needs {BF16_MARGIN:.2f}x to leave fp32)")
 
 
-def _time_steps(model, device, batch_shape, precision: str, steps: int = 2) -> float:
-    """Seconds per forward+backward on a copy of the model; global RNG states are left untouched."""
+def bf16_speedup(model, device, batch_shape, rounds: int = 5, budget_s: float = 4.0) -> float:
+    """fp32 time over bf16 time for forward+backward: the median of interleaved rounds after a warm-up.
+
+    Each round times both precisions back to back (alternating which goes first), so a burst of load
+    from another process slows both sides of a round alike and the median ignores the odd round out.
+    """
+    batch, block = batch_shape
+    batch = max(1, min(batch, PROBE_TOKENS // max(1, block)))
     probe = copy.deepcopy(model).to(device).train()
     vocab = probe.config.vocab_size if hasattr(probe, "config") else 256
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(vocab, batch_shape, generator=gen).to(device)
-    y = torch.randint(vocab, batch_shape, generator=gen).to(device)
+    x = torch.randint(vocab, (batch, block), generator=gen).to(device)
+    y = torch.randint(vocab, (batch, block), generator=gen).to(device)
     devices = [device.index or 0] if device.type == "cuda" else []
+    ratios: list[float] = []
     with torch.random.fork_rng(devices=devices):
-        best = float("inf")
-        for i in range(steps + 1):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast_for(precision, device):
-                _, loss = probe(x, y)
-            loss.backward()
-            probe.zero_grad(set_to_none=True)
-            _sync(device)
-            if i:  # the first pass warms up kernels and allocator
-                best = min(best, time.perf_counter() - t0)
+        for precision in ("fp32", "bf16"):  # warm-up: kernels, allocator, autocast caches
+            _time_step(probe, x, y, device, precision)
+        t_start = time.perf_counter()
+        for i in range(rounds):
+            order = ("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")
+            times = {p: _time_step(probe, x, y, device, p) for p in order}
+            ratios.append(times["fp32"] / times["bf16"])
+            if i >= 2 and time.perf_counter() - t_start > budget_s:
+                break
     del probe
-    return best
+    return statistics.median(ratios)
+
+
+def _time_step(probe, x, y, device, precision: str) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    with autocast_for(precision, device):
+        _, loss = probe(x, y)
+    loss.backward()
+    probe.zero_grad(set_to_none=True)
+    _sync(device)
+    return time.perf_counter() - t0
 
 
 def _sync(device: torch.device) -> None:

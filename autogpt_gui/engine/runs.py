@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.checkpoint import CheckpointFolder
+from autogpt_gui.engine.checkpoint import CheckpointFolder, check_regular_file, pid_alive, remove_stale_temp_files
+from autogpt_gui.errors import AutoGPTError
+
+LIVE = ("idle", "running", "pausing", "paused", "stopping")  # states of a run whose process is at work
 
 
 @dataclass
@@ -23,8 +27,9 @@ class RunSummary:
     step: int
     max_steps: int | None
     best_val_loss: float | None
-    status: str  # running, finished, stopped, failed, interrupted, new
+    status: str  # a state of engine.events.STATES, "interrupted" (its process died) or "new"
     reason: str = ""
+    precision: str | None = None
 
 
 class Run:
@@ -66,25 +71,43 @@ class Run:
         except (OSError, ValueError):
             return {}
 
-    def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "") -> None:
+    def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "",
+                     precision: str | None = None) -> None:
+        """status.json, replaced atomically (a temp file per writer, then a rename)."""
         data = {"status": status, "pid": os.getpid(), "step": step, "max_steps": max_steps,
-                "best_val_loss": best, "reason": reason, "updated": time.time()}
-        tmp = self.path / ".status.tmp"
+                "best_val_loss": best, "reason": reason, "precision": precision, "updated": time.time()}
+        tmp = self.path / f".status.json.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path / "status.json")
 
     def summary(self) -> RunSummary:
+        """The run as the runs list shows it; a live state whose process is gone reads "interrupted"."""
+        self.remove_stale_files()
         st = self.read_status()
         status = st.get("status", "new")
-        if status == "running" and not _alive(st.get("pid")):
+        if status in LIVE and not pid_alive(st.get("pid")):
             status = "interrupted"
         try:
             name = self.config().name or self.id
         except Exception:  # a damaged config still lists the run
             name = self.id
         return RunSummary(self.id, str(self.path), name, (self.path / "config.toml").stat().st_mtime,
-                          int(st.get("step", 0)),
-                          st.get("max_steps"), st.get("best_val_loss"), status, st.get("reason", ""))
+                          int(st.get("step", 0)), st.get("max_steps"), st.get("best_val_loss"), status,
+                          st.get("reason", ""), st.get("precision"))
+
+    def remove_stale_files(self) -> list[Path]:
+        """Delete temp files left by writers that died mid-write (kill -9); a live writer's are kept."""
+        return remove_stale_temp_files(self.path) + remove_stale_temp_files(self.checkpoints_dir)
+
+    def has_checkpoint(self) -> bool:
+        return (self.checkpoints_dir / "last.pt").is_file()
+
+    def reset(self) -> None:
+        """Forget a run that never saved a checkpoint, keeping its folder and configuration: it starts again."""
+        self.remove_stale_files()
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            (self.path / name).unlink(missing_ok=True)
+        self.write_status("new", 0, None, None, "started again from step 0")
 
     # ---- recording a trainer -------------------------------------------------------------
     def attach(self, trainer) -> None:
@@ -108,10 +131,13 @@ class Run:
             if len(pending) >= 200:
                 flush()
 
+        def status(state: str, reason: str = "") -> None:
+            self.write_status(state, trainer.step, trainer.max_steps, best(), reason, trainer.precision)
+
         def on_eval(m):
             pending.append(json.dumps({"type": "eval", **asdict(m)}) + "\n")
             flush()
-            self.write_status("running", m.step, trainer.max_steps, best())
+            status(trainer.state)
 
         def on_sample(s):
             with open(samples_path, "a", encoding="utf-8") as fh:
@@ -119,16 +145,17 @@ class Run:
 
         def on_checkpoint(c):
             flush()
-            self.write_status("running", c.step, trainer.max_steps, best())
+            status(trainer.state)
 
-        def on_finished(f):
+        def on_state(s):
             flush()
-            self.write_status(f.status, f.step, trainer.max_steps, f.best_val_loss, f.reason)
+            status(s.state, s.reason)
 
         for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
-                          ("checkpoint", on_checkpoint), ("finished", on_finished)):
+                          ("checkpoint", on_checkpoint), ("state", on_state)):
             trainer.on(event, fn)
-        self.write_status("running", trainer.step, trainer.max_steps, best())
+        self.remove_stale_files()
+        status(trainer.state)
 
     def read_metrics(self) -> tuple[list[dict], list[dict]]:
         """(step records, eval records) from metrics.jsonl; a torn last line is skipped."""
@@ -163,18 +190,25 @@ class Run:
         return out
 
 
-def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def locate_resume(target: str | Path) -> tuple[Run, Path | None]:
+    """The run and checkpoint that `resume TARGET` continues: a run folder (its last.pt, or None when it
+    has none yet) or a checkpoint file inside a run's checkpoints folder."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        run = Run(path)
+        if not (path / "config.toml").is_file():
+            raise AutoGPTError(f"{path} is not a run folder (it has no config.toml); give a run folder or a "
+                               "checkpoint file", "run")
+        run.remove_stale_files()
+        return run, (run.checkpoints_dir / "last.pt" if run.has_checkpoint() else None)
+    check_regular_file(path, "run")
+    real = path.resolve()
+    if real.parent.name != "checkpoints" or not (real.parent.parent / "config.toml").is_file():
+        raise AutoGPTError(f"{path} is not inside a run's checkpoints folder, so its configuration cannot be "
+                           "found; give the run folder, or a file in RUN/checkpoints/", "run")
+    run = Run(real.parent.parent)
+    run.remove_stale_files()
+    return run, real
 
 
 def list_runs(root: Path) -> list[RunSummary]:

@@ -12,63 +12,28 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 
 import torch
 
+from autogpt_gui import length
 from autogpt_gui.config import TrainConfig
 from autogpt_gui.engine.checkpoint import CheckpointFolder, capture_rng, restore_rng
+from autogpt_gui.engine.events import (
+    CheckpointSaved,
+    EvalMetrics,
+    Finished,
+    RunState,
+    SampleText,
+    StepMetrics,
+)
 from autogpt_gui.engine.precision import autocast_for, pick_device, resolve_precision
 from autogpt_gui.engine.schedules import Schedule
 from autogpt_gui.errors import TrainingError
 
 log = logging.getLogger("autogpt_gui")
-EVENTS = ("step", "eval", "checkpoint", "sample", "log", "finished")
-
-
-@dataclass
-class StepMetrics:
-    step: int
-    epoch: int
-    loss: float
-    lr: float
-    grad_norm: float | None
-    tokens_per_sec: float
-    elapsed: float
-    tokens_seen: int
-    max_steps: int | None
-
-
-@dataclass
-class EvalMetrics:
-    step: int
-    val_loss: float
-    best_val_loss: float
-    elapsed: float
-    tokens_seen: int
-
-
-@dataclass
-class CheckpointSaved:
-    path: str
-    step: int
-    val_loss: float | None
-    kind: str
-
-
-@dataclass
-class SampleText:
-    step: int
-    prompt: str
-    text: str
-
-
-@dataclass
-class Finished:
-    status: str  # "finished", "stopped" or "failed"
-    step: int
-    best_val_loss: float | None
-    reason: str = ""
+EVENTS = ("step", "eval", "checkpoint", "sample", "log", "state", "finished")
+__all__ = ["Trainer", "StepMetrics", "EvalMetrics", "CheckpointSaved", "SampleText", "Finished", "RunState"]
 
 
 class Trainer:
@@ -100,14 +65,22 @@ class Trainer:
         self.best_val_loss = math.inf
         self.last_val_loss: float | None = None
         self.last_eval_step = -1
-        self.max_steps: int | None = self.config.max_steps or None
+        self.length: length.RunLength | None = None
+        self.max_steps: int | None = None  # the planned number of steps, for progress and status
+        if self.config.max_steps or self.config.epochs:  # a configured length; a negative one is refused here
+            self._plan(None)
         self._scaler_state: dict | None = None
         self._t0 = 0.0
         self.precision, self.precision_reason = None, ""
         self.events: dict[str, list[Callable]] = {name: [] for name in EVENTS}
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
+        self.stop_reason = ""
         self._paused = False
+        self.state = "idle"
+        self._state_lock = threading.RLock()
+        self._loop_thread: threading.Thread | None = None
+        self._prepared = False
         self._micro = 0
         self._micro_losses: list[torch.Tensor] = []
         self._forward = self.model
@@ -128,10 +101,31 @@ class Trainer:
             fn(payload)
 
     def request(self, kind: str, payload=None) -> None:
-        """Thread-safe: pause, resume, stop, save, evaluate, sample, or call (payload(trainer))."""
+        """Thread-safe: pause, resume, stop (payload: the reason), save, evaluate, sample, or call.
+
+        Honoured between steps. A request from another thread is announced at once as a
+        "pausing" / "stopping" state; one from the loop's own thread (a signal handler) is
+        announced when honoured, so nothing is written from inside a signal handler.
+        """
         if kind == "stop":
+            if payload and not self.stop_reason:
+                self.stop_reason = str(payload)
             self._stop.set()
         self._requests.put((kind, payload))
+        if self._loop_thread is not None and threading.current_thread() is not self._loop_thread:
+            with self._state_lock:
+                if kind == "pause" and self.state == "running":
+                    self._set_state("pausing")
+                elif kind == "stop" and self.state in ("running", "pausing", "paused"):
+                    self._set_state("stopping", self.stop_reason)
+
+    def _set_state(self, state: str, reason: str = "") -> None:
+        """Change the run's state and announce it; the lock keeps announcements in order."""
+        with self._state_lock:
+            if state == self.state:
+                return
+            self.state = state
+            self._emit("state", RunState(state, self.step, reason))
 
     def pause(self) -> None:
         self.request("pause")
@@ -182,14 +176,14 @@ class Trainer:
         return (total / max(1, count)).item()
 
     def train(self, num_epochs: int | None = None) -> Finished:
-        """Train for num_epochs (or config.epochs), or config.max_steps steps; returns how it ended."""
-        cfg = self.config
-        epochs = num_epochs if num_epochs is not None else cfg.epochs
-        self.max_steps = cfg.max_steps if not epochs else None
+        """Train num_epochs more epochs, or the configured length (max_steps or epochs); returns how it ended."""
+        self._plan(num_epochs)
+        target_epoch = (self.epoch + num_epochs) if num_epochs is not None else self.length.epochs
         self.prepare()
         self._emit("log", f"training on {self.device} with {self.precision} ({self.precision_reason})")
         self._t0 = time.perf_counter() - self.elapsed
-        target_epoch = self.epoch + epochs if epochs else None
+        self._loop_thread = threading.current_thread()
+        self._set_state("stopping" if self._stop.is_set() else "running", self.stop_reason)
         try:
             while not self._done() and (target_epoch is None or self.epoch < target_epoch):
                 mean = self.train_epoch()
@@ -199,8 +193,9 @@ class Trainer:
                     self._emit("log", f"epoch {self.epoch}: train loss {mean:.4f}, "
                                       f"validation loss {self.last_val_loss:.4f}")
             if self._stop.is_set():
+                self._set_state("stopping", self.stop_reason)
                 self.save_checkpoint("stop")
-                return self._finish("stopped")
+                return self._finish("stopped", self.stop_reason)
             if self.last_eval_step != self.step:
                 self._run_eval()
             self.save_checkpoint("last")
@@ -213,18 +208,40 @@ class Trainer:
                                 "model (the last checkpoint is kept)", "train.batch_size")
             self._finish("failed", str(err))
             raise err from None
+        except KeyboardInterrupt:
+            self._finish("stopped", "interrupted mid-step; the last saved checkpoint is kept")
+            raise
         except Exception as err:
             self._finish("failed", f"{type(err).__name__}: {err}")
             raise
+        finally:
+            self._loop_thread = None
+
+    def _plan(self, num_epochs: int | None) -> None:
+        """Decide the run's length once, through `length.plan` (the one owner of that decision)."""
+        try:
+            per_epoch = len(self.train_loader) // self.config.grad_accum
+        except TypeError:  # an iterable without a length
+            per_epoch = None
+        if num_epochs is not None:
+            planned = length.plan(0, num_epochs, per_epoch)
+            self.length = length.RunLength(None, self.epoch + num_epochs,
+                                           self.step + planned.planned_steps if planned.planned_steps else None)
+        else:
+            self.length = length.plan(self.config.max_steps, self.config.epochs, per_epoch)
+        self.max_steps = self.length.planned_steps
 
     # ---- one step ------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Resolve precision (timing fp32 against bf16 for auto), the grad scaler and compile; once."""
-        if self.precision is not None:
+        """Resolve precision (timing fp32 against bf16 for auto, unless the run already chose), scaler, compile; once."""
+        if self._prepared:
             return
-        shape = (getattr(self.train_loader, "batch_size", None) or 8,
-                 getattr(self.train_loader, "block_size", None) or getattr(self.model.config, "block_size", 64))
-        self.precision, self.precision_reason = resolve_precision(self.config.precision, self.model, self.device, shape)
+        self._prepared = True
+        if self.precision is None:
+            shape = (getattr(self.train_loader, "batch_size", None) or 8,
+                     getattr(self.train_loader, "block_size", None) or getattr(self.model.config, "block_size", 64))
+            self.precision, self.precision_reason = resolve_precision(self.config.precision, self.model,
+                                                                      self.device, shape)
         if self.precision == "fp16":
             self.scaler = torch.amp.GradScaler("cuda")
             if self._scaler_state is not None:
@@ -293,7 +310,8 @@ class Trainer:
         self._handle_requests()
 
     def _done(self) -> bool:
-        return self._stop.is_set() or (self.max_steps is not None and self.step >= self.max_steps)
+        limit = self.length.max_steps if self.length is not None else None
+        return self._stop.is_set() or (limit is not None and self.step >= limit)
 
     # ---- evaluation, samples, checkpoints --------------------------------------------------
     def _run_eval(self) -> bool:
@@ -322,6 +340,7 @@ class Trainer:
     def _finish(self, status: str, reason: str = "") -> Finished:
         best = self.best_val_loss if math.isfinite(self.best_val_loss) else None
         info = Finished(status, self.step, best, reason)
+        self._set_state(status, reason)
         self._emit("finished", info)
         return info
 
@@ -335,9 +354,11 @@ class Trainer:
                 return
             if kind == "pause" and not self._paused:
                 self._paused = True
+                self._set_state("paused")
                 self._emit("log", f"paused at step {self.step}")
             elif kind == "resume" and self._paused:
                 self._paused = False
+                self._set_state("running")
                 self._emit("log", f"resumed at step {self.step}")
                 self._t0 = time.perf_counter() - self.elapsed
             elif kind == "stop":
@@ -366,6 +387,7 @@ class Trainer:
                         "last_val_loss": self.last_val_loss},
             "loader": loader_state,
             "rng": capture_rng(),
+            "precision": {"value": self.precision, "reason": self.precision_reason} if self.precision else None,
             **self.extra_state,
         }
 
@@ -382,6 +404,11 @@ class Trainer:
         if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(state["loader"])
         restore_rng(state["rng"])
+        chosen = state.get("precision")
+        if chosen and self.config.precision == "auto" and not self._prepared:
+            # decided once per run: a resumed run keeps the precision it started with, without probing
+            self.precision = str(chosen["value"])
+            self.precision_reason = f"{chosen['reason']}; chosen when the run started, kept on resume"
         self._emit("log", f"resumed at step {self.step}, epoch {self.epoch}, {self.tokens_seen:,} tokens seen")
 
 

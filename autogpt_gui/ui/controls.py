@@ -97,6 +97,17 @@ class RunControls(QWidget):
         self.pause.setText("Resume" if paused else "Pause")
         self.save.setEnabled(self.running)
 
+    def show_state(self, state: dict) -> None:
+        """Follow the engine's run state (engine.events.RunState): the Pause button and the status line."""
+        name, step = state["state"], state["step"]
+        self.set_paused(name in ("paused", "pausing"))
+        self.pause.setEnabled(self.running and name in ("running", "pausing", "paused"))
+        text = {"pausing": "Pausing after this step…",
+                "paused": f"Paused at step {step}. Resume continues; you can save, evaluate or generate meanwhile.",
+                "stopping": f"Stopping at step {step}: saving a checkpoint…"}.get(name)
+        if text:
+            self.show_message(text + (f" ({state['reason']})" if state.get("reason") else ""))
+
     def run_started(self, info: dict) -> None:
         self.info = info
         self._rate = None
@@ -104,7 +115,8 @@ class RunControls(QWidget):
         self.progress.setRange(0, info.get("max_steps") or 0)
         self.progress.setValue(info.get("step", 0))
         where = f"resumed at step {info['step']}" if info.get("resumed") else "started"
-        self.status.setText(f"Run {info['run_id']} {where} on {info['device']} ({info['precision']}).")
+        self.status.setText(f"Run {info['run_id']} {where} on {info['device']}, precision {info['precision']} "
+                            f"({info['precision_reason']}).")
 
     def show_steps(self, records: list[dict]) -> None:
         m = records[-1]

@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         workers.deliver(worker.checkpoint_saved, lambda c: self.checkpoints.refresh(), self)
         worker.sampled.connect(self.samples.add_sample)
         worker.logged.connect(self._logged)
+        worker.state_changed.connect(self._state_changed)
         worker.errored.connect(self.show_error)
         worker.finished.connect(self._finished)
         worker.text_generated.connect(self.samples.append_text)
@@ -252,8 +253,6 @@ class MainWindow(QMainWindow):
         if self.worker is None:
             return
         self.worker.request(kind)
-        if kind in ("pause", "resume"):
-            self.controls.set_paused(kind == "pause")
         messages = {"stop": "Stopping: saving a checkpoint…", "save": "Saving a checkpoint…",
                     "evaluate": "Evaluating…", "pause": "Pausing after this step…", "resume": "Resuming…"}
         self.controls.show_message(messages[kind])
@@ -288,12 +287,9 @@ class MainWindow(QMainWindow):
 
     def _logged(self, message: str) -> None:
         self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {message}")
-        if message.startswith("paused at"):
-            self.controls.set_paused(True)
-            self.controls.show_message(f"Paused at step {message.split()[-1]}. Resume continues; you can save, "
-                                       "evaluate or generate meanwhile.")
-        elif message.startswith("resumed at step") and self.worker is not None:
-            self.controls.set_paused(False)
+
+    def _state_changed(self, state: dict) -> None:
+        self.controls.show_state(state)
 
     def _finished(self, info: dict) -> None:
         self.worker = None

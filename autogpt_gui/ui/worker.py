@@ -76,6 +76,7 @@ class TrainingWorker(QObject):
     checkpoint_saved = Signal(dict)
     sampled = Signal(dict)
     logged = Signal(str)
+    state_changed = Signal(dict)  # engine.events.RunState as a dict: the one source of the run's state
     finished = Signal(dict)
     errored = Signal(str, str)
     text_generated = Signal(str)
@@ -106,7 +107,7 @@ class TrainingWorker(QObject):
             return False
 
         def call(trainer):
-            from autogpt_gui.engine.session import generate_text
+            from autogpt_gui.engine.inference import generate_text
 
             text = generate_text(trainer.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
                                  on_text=self.text_generated.emit)
@@ -148,7 +149,7 @@ class TrainingWorker(QObject):
         self.tokenizer = session.tokenizer
         tr = session.trainer
         for event, fn in (("step", self._on_step), ("eval", self._on_eval), ("checkpoint", self._on_checkpoint),
-                          ("sample", self._on_sample), ("log", self._on_log)):
+                          ("sample", self._on_sample), ("log", self._on_log), ("state", self._on_state)):
             tr.on(event, fn)
         self.trainer = tr
         if self._cancel.is_set():
@@ -169,6 +170,8 @@ class TrainingWorker(QObject):
         run = getattr(self, "run", None)
         if run is not None:
             tr = self.trainer
+            if tr is not None and tr.state == "failed":
+                return  # the trainer announced it; the run folder recorded it
             run.write_status("failed", tr.step if tr else 0, tr.max_steps if tr else None,
                              tr.best_val_loss if tr and tr.best_val_loss != float("inf") else None, message)
 
@@ -196,6 +199,10 @@ class TrainingWorker(QObject):
 
     def _on_sample(self, s) -> None:
         self.sampled.emit(asdict(s))
+
+    def _on_state(self, s) -> None:
+        self._flush()
+        self.state_changed.emit(asdict(s))
 
     def _on_log(self, message: str) -> None:
         self._flush()
@@ -268,7 +275,7 @@ def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperatur
     """A Task function: generate from a checkpoint file or run folder, streaming text."""
 
     def job(task: Task) -> str:
-        from autogpt_gui.engine.session import generate_text, load_model
+        from autogpt_gui.engine.inference import generate_text, load_model
 
         model, tokenizer, _ = load_model(Path(checkpoint))
         return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,

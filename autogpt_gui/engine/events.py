@@ -1,0 +1,80 @@
+"""What a run announces: one dataclass per event, the schema every listener derives from.
+
+No torch and no Qt here, so the charts, the run folder, the command line and a follower read
+the same records. A new metric is a new field on one of these classes and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+# The life of a run. "pausing" and "stopping" are asked for but not yet honoured (between steps).
+STATES = ("idle", "running", "pausing", "paused", "stopping", "stopped", "finished", "failed")
+ENDED = ("stopped", "finished", "failed")
+
+
+@dataclass
+class StepMetrics:
+    """One optimizer step."""
+
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    grad_norm: float | None
+    tokens_per_sec: float
+    elapsed: float
+    tokens_seen: int
+    max_steps: int | None
+
+
+@dataclass
+class EvalMetrics:
+    """One evaluation on the validation windows."""
+
+    step: int
+    val_loss: float
+    best_val_loss: float
+    elapsed: float
+    tokens_seen: int
+
+
+@dataclass
+class CheckpointSaved:
+    path: str
+    step: int
+    val_loss: float | None
+    kind: str
+
+
+@dataclass
+class SampleText:
+    step: int
+    prompt: str
+    text: str
+
+
+@dataclass
+class Finished:
+    status: str  # "finished", "stopped" or "failed"
+    step: int
+    best_val_loss: float | None
+    reason: str = ""
+
+
+@dataclass
+class RunState:
+    """The run's state changed: buttons, status bar, status.json and the CLI all read this."""
+
+    state: str  # one of STATES
+    step: int
+    reason: str = ""
+
+
+def field_names(record_type) -> list[str]:
+    """The columns of a record type, in declaration order."""
+    return [f.name for f in fields(record_type)]
+
+
+def numeric_fields(record_type) -> list[str]:
+    """The columns of a record type that hold numbers (what charts and tables can plot)."""
+    return [f.name for f in fields(record_type) if str(f.type).split(" ")[0] in ("int", "float")]

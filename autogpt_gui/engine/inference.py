@@ -1,0 +1,124 @@
+"""A trained model out of a checkpoint, checked before anything is allocated; and text generation.
+
+Below both `session` (training) and `export` (weights out): loading and sampling need no trainer.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from autogpt_gui.config import ModelConfig, RunConfig
+from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.model import AutoGPTModel
+from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
+from autogpt_gui.errors import CheckpointError
+from autogpt_gui.estimates import human_bytes, system_memory
+
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's best.pt, else its last.pt."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "checkpoints" / name).exists():
+                return path / "checkpoints" / name
+        raise CheckpointError(f"{path} holds no checkpoints yet; train first", "checkpoint")
+    return path
+
+
+def checked_model_config(state: dict, name: str, memory_limit: int | None = None) -> ModelConfig:
+    """The checkpoint's model shape, refused unless it agrees with the tensors stored beside it and fits.
+
+    A hostile or damaged file can claim 100,000 layers next to a few small tensors: everything here
+    is arithmetic on the stored shapes, so nothing of the claimed size is ever allocated.
+    """
+    raw, tensors = state.get("model_config"), state.get("model")
+    if not isinstance(raw, dict) or not isinstance(tensors, dict) or \
+            not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise CheckpointError(f"{name} lacks the model's shape or weights", "checkpoint")
+    known = {f.name for f in fields(ModelConfig)}
+    try:
+        cfg = ModelConfig(**{k: v for k, v in raw.items() if k in known})
+        ints = [int(getattr(cfg, k)) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")]
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{name} has a damaged model shape ({raw!r:.200})", "checkpoint") from None
+    if min(ints) < 1 or cfg.n_embd % cfg.n_head:
+        raise CheckpointError(f"{name} describes an impossible model ({_shape(cfg)})", "checkpoint")
+    layers = {int(m.group(1)) for k in tensors if (m := _BLOCK.match(k))}
+    problems = []
+    if len(layers) != cfg.n_layer:
+        problems.append(f"it claims {cfg.n_layer} layers but holds weights for {len(layers)}")
+    for key, want in (("wte.weight", (cfg.vocab_size, cfg.n_embd)), ("wpe.weight", (cfg.block_size, cfg.n_embd))):
+        got = tuple(tensors[key].shape) if key in tensors else None
+        if got != want:
+            problems.append(f"{key} is {got} where the shape needs {want}")
+    if not problems:  # the counts are bounded by the file now: compare every tensor with a model on no memory
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in AutoGPTModel(cfg).state_dict().items()}
+        for key in sorted(set(expected) | set(tensors)):
+            got = tuple(tensors[key].shape) if key in tensors else None
+            if got != expected.get(key):
+                problems.append(f"{key} is {got} where the shape needs {expected.get(key)}")
+    if problems:
+        raise CheckpointError(f"{name} does not match its own model shape ({_shape(cfg)}): "
+                              + "; ".join(problems[:3]), "checkpoint")
+    needed = sum(t.numel() * 4 for k, t in tensors.items() if k != "lm_head.weight")
+    limit = memory_limit if memory_limit is not None else system_memory()
+    if limit and needed > limit:
+        raise CheckpointError(f"{name} needs about {human_bytes(needed)} of memory for its weights but this "
+                              f"computer has {human_bytes(limit)} available", "checkpoint")
+    return cfg
+
+
+def _shape(cfg: ModelConfig) -> str:
+    return (f"{cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size}, "
+            f"vocabulary {cfg.vocab_size}")
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tokenizer, RunConfig]:
+    """Model, tokenizer and config from a checkpoint file or a run folder (its best, else last)."""
+    path = checkpoint_file(path)
+    state = load_checkpoint(path, map_location="cpu")
+    cfg = checked_model_config(state, path.name)
+    try:
+        tokenizer = tokenizer_from_json(state["tokenizer"])
+        run_cfg = RunConfig.from_dict(state["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path.name} lacks what sampling needs ({err})", "checkpoint") from None
+    model = AutoGPTModel(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), tokenizer, run_cfg
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:
+    ids = tokenizer.encode(prompt, strict=False) if prompt else []
+    return ids or tokenizer.encode("\n", strict=False) or [0]
+
+
+def generate_text(model, tokenizer: Tokenizer, prompt: str, max_new_tokens: int, temperature: float = 0.8,
+                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                  on_text: Callable[[str], None] | None = None) -> str:
+    """The continuation of prompt (without the prompt); on_text receives each new piece of text."""
+    device = next(model.parameters()).device
+    idx = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)
+    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+    new_ids: list[int] = []
+    shown = [""]
+
+    def on_token(t):
+        new_ids.append(int(t[0]))
+        if on_text is not None:
+            text = tokenizer.decode(new_ids)
+            if not text.endswith("\ufffd"):  # wait for a whole UTF-8 character
+                on_text(text[len(shown[0]):])
+                shown[0] = text
+
+    model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   generator=gen, on_token=on_token)
+    return tokenizer.decode(new_ids)
