@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -28,6 +29,28 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def end_on_signals(app: QApplication, window) -> None:
+    """SIGTERM, SIGHUP (logout, shutdown, a closed terminal) and SIGINT close the window as Stop does:
+    the worker finishes its step and saves, the thread is joined, and the app exits with 128 + N.
+
+    Python runs signal handlers only between bytecodes of the main thread, so a timer gives it a
+    moment a few times a second while Qt's event loop waits in C++.
+    """
+    import signal
+
+    def handle(signum, frame):
+        name = signal.Signals(signum).name
+        QTimer.singleShot(0, lambda: (window.close_for_signal(f"interrupted by {name}"), app.exit(128 + signum)))
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, handle)
+    ticker = QTimer(app, interval=200)
+    ticker.timeout.connect(lambda: None)
+    ticker.start()
+
+
 def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 0) -> int:
     """Open the window; with screenshot, render it offscreen (optionally after N training steps) and exit."""
     t0 = time.perf_counter()
@@ -41,6 +64,7 @@ def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 
     app.processEvents()
     print(f"window ready in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     if not screenshot:
+        end_on_signals(app, window)
         return app.exec()
     if steps:
         cfg = window.config_panel.config()

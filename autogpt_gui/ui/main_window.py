@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self.jobs: dict[str, workers.Task] = {}
         self.run_path: str | None = None
         self._closing = False
+        self._end_reason = ""
         self._preview_timer = QTimer(self, singleShot=True, interval=300)
         self._preview_timer.timeout.connect(self.preview_data)
 
@@ -397,14 +398,21 @@ class MainWindow(QMainWindow):
         except OSError:
             pass
 
+    def close_for_signal(self, reason: str) -> None:
+        """The process is being ended (SIGTERM, logout): stop and save without asking, then close."""
+        self._end_reason = reason
+        self.close()
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.worker is not None:
-            answer = QMessageBox.question(self, "Training is running",
-                                          "Stop training, save a checkpoint and quit?")
-            if answer != QMessageBox.Yes:
-                event.ignore()
-                return
-            self.worker.request("stop")
+            reason = self._end_reason
+            if not reason:
+                answer = QMessageBox.question(self, "Training is running",
+                                              "Stop training, save a checkpoint and quit?")
+                if answer != QMessageBox.Yes:
+                    event.ignore()
+                    return
+            self.worker.request("stop", reason or "the window was closed")
         self._closing = True
         self._preview_timer.stop()
         for task in list(self.jobs.values()):

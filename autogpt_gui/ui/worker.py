@@ -88,17 +88,19 @@ class TrainingWorker(QObject):
         self.cfg, self.run_path, self.resume_from = cfg, run_path, resume_from
         self.trainer = None
         self._cancel = threading.Event()
+        self._stop_reason: str | None = None
         self._lock = threading.Lock()
         self._pending: list[dict] = []
         self._last_emit = 0.0
 
     # ---- requests from the GUI thread (thread-safe) ---------------------------------------
-    def request(self, kind: str) -> None:
-        """pause, resume, stop, save, evaluate or sample; before training starts, stop cancels."""
+    def request(self, kind: str, payload=None) -> None:
+        """pause, resume, stop (payload: why), save, evaluate or sample; before training starts, stop cancels."""
         if kind == "stop":
             self._cancel.set()
+            self._stop_reason = payload
         if self.trainer is not None:
-            self.trainer.request(kind)
+            self.trainer.request(kind, payload)
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
                  top_p: float | None) -> bool:
@@ -153,7 +155,7 @@ class TrainingWorker(QObject):
             tr.on(event, fn)
         self.trainer = tr
         if self._cancel.is_set():
-            tr.request("stop")
+            tr.request("stop", self._stop_reason)
         tr.prepare()  # precision is chosen now, so "started" can say what it chose
         self.started.emit({
             "run_path": self.run_path, "run_id": run.id, "device": str(tr.device), "precision": tr.precision,

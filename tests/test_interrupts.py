@@ -1,0 +1,214 @@
+"""Interrupted runs resume exactly: a signal mid-step finishes the step, saves "after step N", and exits 128+N."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from autogpt_gui import cli
+from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.trainer import Trainer
+
+TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+        "model.dropout=0.1", "train.grad_accum=2", "train.batch_size=8", "train.eval_interval=10",
+        "train.eval_batches=4", "train.checkpoint_interval=0", "optim.warmup_steps=4", "train.precision='fp32'",
+        "train.sample_tokens=0", "train.device='cpu'"]
+
+
+def _sets(*extra: str) -> list[str]:
+    return [arg for item in (*TINY, *extra) for arg in ("--set", item)]
+
+
+def assert_same_training_state(a: Path, b: Path) -> None:
+    """Model and optimizer tensors of two checkpoints are bitwise equal, and they stand at the same step."""
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    assert sa["trainer"]["step"] == sb["trainer"]["step"]
+    for key in sa["model"]:
+        assert torch.equal(sa["model"][key], sb["model"][key]), key
+    oa, ob = sa["optimizer"]["state"], sb["optimizer"]["state"]
+    assert oa.keys() == ob.keys()
+    for k in oa:
+        for name in oa[k]:
+            assert torch.equal(oa[k][name], ob[k][name]), (k, name)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("straight") / "run"
+    assert cli.main(["train", "--out", str(out), "--quiet", *_sets("train.max_steps=60")]) == 0
+    return out / "checkpoints" / "last.pt"
+
+
+def _interrupt_when(monkeypatch, where: str, step: int, sig: int) -> None:
+    """Deliver `sig` to this process in the middle of a step: between two micro-batches, or during evaluation."""
+    fired = []
+    if where == "accumulation":
+        real = Trainer._micro_step
+
+        def micro(self, x, y):
+            if self.step == step and self._micro == 1 and not fired:
+                fired.append(1)
+                os.kill(os.getpid(), sig)
+            return real(self, x, y)
+
+        monkeypatch.setattr(Trainer, "_micro_step", micro)
+    else:
+        real_eval = Trainer.evaluate
+
+        def evaluate(self):
+            if self.step == step and not fired:
+                fired.append(1)
+                os.kill(os.getpid(), sig)
+            return real_eval(self)
+
+        monkeypatch.setattr(Trainer, "evaluate", evaluate)
+
+
+@pytest.mark.parametrize("where,step,sig,code", [
+    ("accumulation", 23, signal.SIGINT, 130),
+    ("evaluation", 30, signal.SIGINT, 130),
+    ("accumulation", 41, signal.SIGTERM, 143),
+    ("evaluation", 20, signal.SIGHUP, 129),
+])
+def test_signal_mid_step_saves_a_step_boundary_and_resume_is_exact(tmp_path, monkeypatch, capsys, straight_run,
+                                                                   where, step, sig, code):
+    run = tmp_path / "run"
+    _interrupt_when(monkeypatch, where, step, sig)
+    assert cli.main(["train", "--out", str(run), "--quiet", *_sets("train.max_steps=60")]) == code
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    name = signal.Signals(sig).name
+    assert f"interrupted by {name}" in err and "autogpt-gui resume" in err
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    # the step in flight was finished (accumulation: step+1; evaluation happens after its step)
+    assert saved["trainer"]["step"] == (step + 1 if where == "accumulation" else step)
+    status = __import__("json").loads((run / "status.json").read_text())
+    assert status["status"] == "stopped" and status["reason"] == f"interrupted by {name}"
+
+    assert cli.main(["resume", str(run), "--quiet"]) == 0
+    assert_same_training_state(run / "checkpoints" / "last.pt", straight_run)
+
+
+def test_resume_from_a_checkpoint_file_continues_that_run(tmp_path, straight_run):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--out", str(run), "--quiet",
+                     *_sets("train.max_steps=60", "train.checkpoint_interval=20", "train.keep_last=5")]) == 0
+    step20 = run / "checkpoints" / "step-00000020.pt"
+    assert cli.main(["resume", str(step20), "--quiet"]) == 0
+    assert_same_training_state(run / "checkpoints" / "last.pt", straight_run)
+
+
+def test_precision_is_decided_once_per_run(tiny_config, monkeypatch):
+    """auto: the first probe's choice is written to the run and a resumed run keeps it without probing."""
+    from autogpt_gui import paths
+    from autogpt_gui.engine import precision
+    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.session import build_session
+
+    speedups = iter([1.6, 0.7])  # the second probe would say the opposite
+    calls = []
+    monkeypatch.setattr(precision, "bf16_fast_on", lambda device: (True, "CPU has AVX-512-BF16"))
+    monkeypatch.setattr(precision, "bf16_speedup", lambda *a, **k: calls.append(1) or next(speedups))
+    cfg = tiny_config("train.precision='auto'", "train.max_steps=20")
+    run = Run.create(cfg, paths.runs_dir())
+    first = build_session(cfg, run)
+    first.trainer.on("step", lambda m: m.step == 10 and first.trainer.stop())
+    first.trainer.train()
+    assert first.trainer.precision == "bf16" and len(calls) == 1
+    assert run.read_status()["precision"] == "bf16"
+
+    resumed = build_session(run.config(), run, run.checkpoints_dir / "last.pt")
+    result = resumed.trainer.train()
+    assert result.status == "finished" and resumed.trainer.precision == "bf16" and len(calls) == 1
+    assert "kept on resume" in resumed.trainer.precision_reason
+    assert run.read_status()["precision"] == "bf16"
+
+
+def test_probe_keeps_fp32_unless_bf16_is_clearly_faster(monkeypatch):
+    from autogpt_gui.engine import precision
+    from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
+
+    model = AutoGPTModel(GPTConfig(vocab_size=50, n_layer=1, n_embd=32, n_head=2, block_size=16))
+    monkeypatch.setattr(precision, "bf16_fast_on", lambda device: (True, "test"))
+    for speedup, chosen in ((1.10, "fp32"), (1.14, "fp32"), (1.20, "bf16")):
+        monkeypatch.setattr(precision, "bf16_speedup", lambda *a, s=speedup, **k: s)
+        value, reason = precision.resolve_precision("auto", model, torch.device("cpu"), (4, 16))
+        assert value == chosen, (speedup, reason)
+        assert f"{speedup:.2f}x" in reason and (chosen == "bf16" or "needs 1.15x" in reason)
+
+
+@pytest.mark.slow
+def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path, straight_run):
+    """Ten CLI runs in their own processes, each interrupted at a random moment of its training."""
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    landed = []
+    for trial in range(10):
+        run = tmp_path / f"run{trial}"
+        proc = subprocess.Popen([sys.executable, "-m", "autogpt_gui", "train", "--out", str(run), "--quiet",
+                                 *_sets("train.max_steps=60")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (run / "metrics.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.8))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:  # the run had already finished: nothing was interrupted
+            continue
+        assert proc.returncode == 130, err
+        landed.append(load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"])
+        done = subprocess.run([sys.executable, "-m", "autogpt_gui", "resume", str(run), "--quiet"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert_same_training_state(run / "checkpoints" / "last.pt", straight_run)
+    assert len(landed) >= 6, landed  # most trials really were interrupted mid-run
+
+
+WINDOW_SCRIPT = """
+import sys
+from autogpt_gui.config import RunConfig
+from autogpt_gui.ui.app import end_on_signals, make_app
+from autogpt_gui.ui.main_window import MainWindow
+
+app = make_app()
+window = MainWindow()
+window.set_config(RunConfig().with_overrides(sys.argv[1:]))
+end_on_signals(app, window)
+window.show()
+window.start()
+sys.exit(app.exec())
+"""
+
+
+def test_window_receiving_sigterm_saves_the_current_step_and_joins_its_thread(tmp_path, user_home):
+    import json
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT, *TINY, "train.max_steps=100000"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = user_home / "data" / "runs"
+    deadline = time.monotonic() + 90
+    metrics = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        metrics = list(runs.glob("*/metrics.jsonl"))
+        if metrics and metrics[0].stat().st_size > 2000:
+            break
+        time.sleep(0.05)
+    assert metrics, "the window never started training"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "Destroyed while thread" not in out and "Traceback" not in out
+    run = metrics[0].parent
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "stopped" and status["reason"] == "interrupted by SIGTERM"
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert saved["trainer"]["step"] == status["step"] > 0
