@@ -104,6 +104,10 @@ def cmd_train(args) -> int:
     from autogpt_gui.engine.runs import Run
 
     cfg = load_config(args.config, args.set)
+    from autogpt_gui.engine.precision import pick_device
+    from autogpt_gui.engine.session import check_memory
+
+    check_memory(cfg, pick_device(cfg.train.device))  # before a run folder exists for a run that cannot start
     if args.out:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):

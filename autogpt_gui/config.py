@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 import tomllib
 
 from autogpt_gui.errors import ConfigError
@@ -147,13 +148,8 @@ class RunConfig:
         return cfg
 
     def to_toml(self) -> str:
-        lines = [f"name = {_toml_value(self.name)}", ""]
-        for section in SECTIONS:
-            lines.append(f"[{section}]")
-            for k, v in asdict(getattr(self, section)).items():
-                lines.append(f"{k} = {_toml_value(v)}")
-            lines.append("")
-        return "\n".join(lines)
+        """TOML that from_toml reads back equal, whatever the strings hold (control characters, quotes, ...)."""
+        return tomli_w.dumps({"name": self.name, **{section: asdict(getattr(self, section)) for section in SECTIONS}})
 
     @classmethod
     def from_toml(cls, text: str) -> RunConfig:
@@ -264,7 +260,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if d.source not in SOURCES:
         p.append(("data.source", f"unknown source '{d.source}'; choose one of {', '.join(SOURCES)}"))
     if d.source in ("file", "folder", "jsonl"):
-        path = Path(d.path).expanduser() if d.path else None
+        path = Path(d.path).expanduser()
         if not d.path:
             p.append(("data.path", f"a {d.source} source needs a path; choose one"))
         elif not path.exists():
@@ -331,21 +327,6 @@ def check(cfg: RunConfig) -> RunConfig:
     if problems:
         raise ConfigError(problems)
     return cfg
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{s}"'
 
 
 def _parse_value(raw: str):

@@ -22,10 +22,39 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "autogpt-gui"
 
 
-def folder_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+BUDGET_MIB = 620  # what `du -sm dist/autogpt-gui` may print for the CPU bundle on Linux
+CONSTRAINTS = ROOT / "packaging" / "constraints.txt"
+
+
+def disk_usage_mib(path: Path) -> int:
+    """What `du -sm` prints: blocks allocated on disk, hard links counted once, rounded up to MiB."""
+    seen, total = set(), 0
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        st = p.lstat()
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return -(-total // 2**20)
+
+
+def constraint_mismatches() -> list[str]:
+    """Installed packages whose version differs from packaging/constraints.txt (the bundle's pins)."""
+    import re
+    from importlib import metadata
+
+    out = []
+    for line in CONSTRAINTS.read_text().splitlines():
+        found = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        if not found:
+            continue
+        name, pinned = found.groups()
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # not part of this environment (a test-only tool, another platform's helper)
+        if have.split("+")[0] != pinned:
+            out.append(f"{name} {have} (pinned {pinned})")
+    return out
 
 
 def build(onefile: bool = False, dist: Path | None = None) -> Path:
@@ -36,8 +65,9 @@ def build(onefile: bool = False, dist: Path | None = None) -> Path:
                     "--distpath", str(dist), "--workpath", str(ROOT / "build" / "pyinstaller"),
                     str(ROOT / "packaging" / f"{NAME}.spec")], check=True, env=env, cwd=ROOT)
     out = dist / (NAME + (".exe" if sys.platform == "win32" else "")) if onefile else dist / NAME
-    print(f"[autogpt-gui] built {out} in {time.perf_counter() - t0:.0f}s: {folder_size(out) / 2**20:.0f} MB "
-          f"(budget 650 MB for the CPU bundle)", flush=True)
+    size = disk_usage_mib(out)
+    print(f"[autogpt-gui] built {out} in {time.perf_counter() - t0:.0f}s: {size} MiB on disk (du -sm; "
+          f"budget {BUDGET_MIB} MiB for the CPU bundle)", flush=True)
     return out
 
 
@@ -80,7 +110,15 @@ def main() -> int:
     ap.add_argument("--onefile", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="run the bundle's self test after building")
     ap.add_argument("--dist", type=Path, default=None)
+    ap.add_argument("--unpinned", action="store_true",
+                    help="build even if installed versions differ from packaging/constraints.txt")
     args = ap.parse_args()
+    mismatches = constraint_mismatches()
+    if mismatches and not args.unpinned:
+        print("installed versions differ from packaging/constraints.txt, so this bundle could not be rebuilt the "
+              "same: " + ", ".join(mismatches) + ".\nInstall with: pip install -c packaging/constraints.txt "
+              "-e '.[package]' (or pass --unpinned)", file=sys.stderr)
+        return 2
     dist = args.dist or ROOT / "dist"
     if dist.exists():  # an earlier smoke run leaves it read-only
         for p in [dist, *dist.rglob("*")]:

@@ -45,3 +45,17 @@ def test_code_passes_the_linter():
     done = subprocess.run([exe, "check", "autogpt_gui", "tests", "benchmarks", "packaging"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_engine_and_config_pass_the_type_checker():
+    """mypy over the engine, config, errors and length (the files [tool.mypy] names); it is a dev dependency."""
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Success" in done.stdout
+
+
+def test_the_test_run_has_a_timeout():
+    """A hang fails with its stack in minutes (pytest-timeout), not at CI's limit."""
+    import pytest_timeout  # noqa: F401 - installed by the test set-up
+
+    assert re.search(r"^timeout = \d+", (ROOT / "pyproject.toml").read_text(), re.M)

@@ -44,7 +44,7 @@ def test_chart_shows_steps_evals_and_reads_values_under_the_cursor(charts, qtbot
 
     charts.smoothing.setValue(0)
     assert np.allclose(charts.smooth_curve.yData, charts.raw_curve.yData)
-    charts.x_combo.setCurrentIndex(charts.x_combo.findData("tokens"))
+    charts.x_combo.setCurrentIndex(charts.x_combo.findData("tokens_seen"))
     assert charts.raw_curve.xData[-1] == 10_000
     charts.log_y.setChecked(True)
     assert charts.loss_plot.getAxis("left").logMode
@@ -53,13 +53,13 @@ def test_chart_shows_steps_evals_and_reads_values_under_the_cursor(charts, qtbot
 def test_overlays_and_export(charts, tmp_path):
     charts.add_steps(_records(20))
     charts.redraw()
-    cols = {k: np.arange(1, 11, dtype=float) for k in ("step", "tokens", "elapsed")}
+    cols = {k: np.arange(1, 11, dtype=float) for k in ("step", "tokens_seen", "elapsed")}
     cols["loss"] = np.linspace(3, 2, 10)
     charts.set_overlays([("other run", cols)])
     assert len(charts.overlays) == 1 and len(charts.overlays[0].yData) == 10
     charts.export_csv(str(tmp_path / "m.csv"))
     with open(tmp_path / "m.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 20 and rows[0]["step"] == "1" and float(rows[-1]["train_loss"]) == pytest.approx(5 / 20 ** 0.5)
+    assert len(rows) == 20 and rows[0]["step"] == "1" and float(rows[-1]["loss"]) == pytest.approx(5 / 20 ** 0.5)
     charts.export_png(str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").stat().st_size > 1000

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QThread
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.ui.app import make_app
 from autogpt_gui.ui.main_window import MainWindow
-from autogpt_gui.ui.worker import deliver
+from autogpt_gui.ui.worker import deliver, running_threads
 
 TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "train.batch_size=8", "train.eval_interval=25", "train.eval_batches=4", "train.checkpoint_interval=50",
@@ -30,14 +30,38 @@ def window(qtbot, user_home):
     w.deleteLater()
 
 
-@pytest.fixture(autouse=True)
-def no_dangling_threads(qtbot):
-    yield
+def assert_no_running_threads() -> None:
+    """Every thread the app started (they all start through worker.start_thread) has ended."""
     from PySide6.QtWidgets import QApplication
 
     QApplication.processEvents()
-    alive = [t for t in QApplication.instance().findChildren(QThread) if t.isRunning()]
+    alive = running_threads()
     assert not alive, f"QThreads left running: {alive}"
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_threads(qtbot):
+    yield
+    assert_no_running_threads()
+
+
+def test_the_thread_check_fails_on_a_thread_left_running(qtbot):
+    import threading
+
+    from autogpt_gui.ui.worker import Task, start_thread
+
+    release = threading.Event()
+    owner = QObject()
+    task = Task(lambda t: release.wait(10))
+    thread = start_thread(task, owner)
+    try:
+        qtbot.waitUntil(thread.isRunning, timeout=5_000)
+        with pytest.raises(AssertionError, match="QThreads left running"):
+            assert_no_running_threads()
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: not thread.isRunning(), timeout=10_000)  # quit arrives through the event loop
+    assert_no_running_threads()
 
 
 def _step(w) -> int:
@@ -66,6 +90,14 @@ def test_start_pause_resume_stop_then_resume_in_a_new_window(qtbot, window, user
 
     qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # now "Resume"
     qtbot.waitUntil(lambda: w.worker is not None and w.worker.trainer.step > held + 3, timeout=30_000)
+    assert w.controls.pause.text() == "Pause"
+
+    # a pause that does not come from the button (the engine's own request): the button follows the state event
+    w.worker.trainer.request("pause")
+    qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume" and "Paused at step" in w.controls.status.text(),
+                    timeout=10_000)
+    w.worker.trainer.request("resume")
+    qtbot.waitUntil(lambda: w.controls.pause.text() == "Pause", timeout=10_000)
 
     ended = []
     deliver(w.worker.finished, ended.append, w)  # on the GUI thread, as the window's own listeners
@@ -243,3 +275,51 @@ def test_every_setting_of_the_form_round_trips_through_toml(qtbot, window, tmp_p
     again = RunConfig.load(path)
     assert again.train.batch_size == 7 and again.optim.schedule == "wsd"
     assert w.config_panel.editors["optim.decay_fraction"].isEnabled()
+
+
+def test_a_model_too_big_for_memory_disables_start_at_its_field(qtbot, window):
+    w = window
+    cfg = w.config_panel.config()
+    cfg.model.preset, cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head = "custom", 2000, 4096, 32
+    w.set_config(cfg)
+    assert not w.controls.start.isEnabled()
+    why = w.controls.why.text()
+    import re
+
+    assert re.search(r"model\.n_layer: training needs about [\d.]+ [GT]B but this computer has [\d.]+ GB", why), why
+    assert "training needs about" in w.config_panel.errors["model.n_layer"].text()
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_offered_a_fresh_start_in_place(qtbot, user_home):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from autogpt_gui import paths
+    from autogpt_gui.engine.runs import Run
+
+    cfg = RunConfig(name="early").with_overrides([*TINY, "train.max_steps=30"])
+    run = Run.create(cfg, paths.runs_dir())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run.path / "status.json").write_text(json.dumps({"status": "running", "pid": dead.pid, "step": 4}))
+    stale = run.checkpoints_dir / f".step-00000010.pt.{dead.pid}.tmp"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"x" * 100)
+
+    make_app()
+    w = MainWindow()
+    w.show()
+    try:
+        assert not stale.exists()  # listing the runs removed the dead writer's temp file
+        assert w.resume_banner.isVisible() and "before its first checkpoint" in w.resume_banner.label.text()
+        assert w.resume_banner.action.text() == "Start again"
+        qtbot.mouseClick(w.resume_banner.action, Qt.LeftButton)
+        qtbot.waitUntil(lambda: w.worker is None and "Finished at step 30" in w.controls.status.text(),
+                        timeout=60_000)
+        assert w.run_path == str(run.path) and os.listdir(paths.runs_dir()) == [run.id]
+        assert run.summary().status == "finished" and run.has_checkpoint()
+    finally:
+        assert w.wait_for_threads(60)
+        w.close()

@@ -121,7 +121,7 @@ def pid_alive(pid) -> bool:
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
     """Remove the temp files in folder whose writer is no longer alive; return what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
@@ -185,8 +185,8 @@ def capture_rng() -> dict:
     import torch
 
     py = random.getstate()
-    np_state = np.random.get_state()
-    state = {
+    np_state: tuple = np.random.get_state(legacy=True)  # type: ignore[assignment]
+    state: dict = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "torch": torch.get_rng_state(),

@@ -55,6 +55,7 @@ class Source:
                 if decoder is not None:
                     yield _finish(decoder, origin)
                 decoder, origin, offset = codecs.getincrementaldecoder("utf-8")(), where, 0
+            assert decoder is not None  # the first chunk of every file starts a decoder
             if b"\x00" in raw:
                 raise DataError(f"{origin} looks like a binary file (it contains NUL bytes); choose a text file", "data.path")
             try:
@@ -294,9 +295,9 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    data = _load_cached(folder, source.label)
-    data.from_cache = False
-    return data
+    fresh = _load_cached(folder, source.label)
+    fresh.from_cache = False
+    return fresh
 
 
 def _tokenize_to_files(source, tokenizer, cut, n_chars, out: Path, dtype, progress, cancelled) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -20,7 +21,7 @@ class GracefulStop:
         self.names = names
         self.trainer = None
         self.received: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():  # Python only lets the main thread install

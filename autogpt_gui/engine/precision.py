@@ -42,16 +42,21 @@ def device_memory(device: torch.device) -> tuple[int | None, str]:
     return system_memory(), "this computer" if device.type == "cpu" else f"this computer ({device.type})"
 
 
-def list_devices() -> list[tuple[str, str]]:
-    """(value, description) of every device this computer can train on, best first."""
-    out = [("auto", "Automatic (best available)")]
+def list_devices() -> list[tuple[str, str, int | None]]:
+    """(value, description, memory in bytes) of every device this computer can train on, best first."""
+    from autogpt_gui.estimates import system_memory
+
+    ram = system_memory()
+    gpus = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            out.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)"))
+            gpus.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)", int(p.total_memory)))
+    out: list[tuple[str, str, int | None]] = [("auto", "Automatic (best available)", gpus[0][2] if gpus else ram)]
+    out += gpus
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        out.append(("mps", "Apple GPU (MPS)"))
-    out.append(("cpu", f"CPU ({torch.get_num_threads()} threads)"))
+        out.append(("mps", "Apple GPU (MPS)", ram))
+    out.append(("cpu", f"CPU ({torch.get_num_threads()} threads)", ram))
     return out
 
 

@@ -159,7 +159,8 @@ class Run:
 
     def read_metrics(self) -> tuple[list[dict], list[dict]]:
         """(step records, eval records) from metrics.jsonl; a torn last line is skipped."""
-        steps, evals = [], []
+        steps: list[dict] = []
+        evals: list[dict] = []
         try:
             with open(self.path / "metrics.jsonl", encoding="utf-8") as fh:
                 for line in fh:

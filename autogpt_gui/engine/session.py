@@ -112,7 +112,7 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
     state = load_checkpoint(resume_from) if resume_from else None
     device = pick_device(cfg.train.device)
     check_memory(cfg, device)
-    if state is not None:
+    if state is not None and resume_from is not None:
         checked_model_config(state, Path(resume_from).name)
     data = prepare_data(cfg, progress, cancelled)
     if state is not None and state.get("tokenizer") and \
@@ -127,7 +127,8 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
     loader_cls = EpochLoader if t.epochs else RandomWindowLoader
     train_loader = loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device)
     val_loader = EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device)
-    planned = length.plan(t.max_steps, t.epochs, len(train_loader) // t.grad_accum).planned_steps
+    planned = length.plan(t.max_steps, t.epochs, max(1, len(train_loader) // t.grad_accum)).planned_steps
+    assert planned is not None  # known: our loaders have a length
     schedule = make_schedule(cfg.optim.schedule, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps,
                              planned, cfg.optim.decay_fraction)
     extra = {"config": cfg.to_dict(), "model_config": asdict(model.config),

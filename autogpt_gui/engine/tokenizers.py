@@ -17,7 +17,8 @@ class Tokenizer:
     def vocab_size(self) -> int:
         raise NotImplementedError
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, strict: bool = True) -> list[int]:
+        """Ids of text; with strict=False what the vocabulary cannot encode is dropped instead of refused."""
         raise NotImplementedError
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -71,7 +71,8 @@ class Trainer:
             self._plan(None)
         self._scaler_state: dict | None = None
         self._t0 = 0.0
-        self.precision, self.precision_reason = None, ""
+        self.precision: str | None = None
+        self.precision_reason = ""
         self.events: dict[str, list[Callable]] = {name: [] for name in EVENTS}
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -84,7 +85,7 @@ class Trainer:
         self._micro = 0
         self._micro_losses: list[torch.Tensor] = []
         self._forward = self.model
-        self.scaler = None
+        self.scaler: torch.amp.GradScaler | None = None
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -168,7 +169,7 @@ class Trainer:
         for i, (x, y) in enumerate(self.val_loader):
             if i >= self.config.eval_batches:
                 break
-            with autocast_for(self.precision, self.device):
+            with autocast_for(self.precision or "fp32", self.device):
                 _, loss = self._loss(self.model, x, y)
             total += loss.float()
             count += 1
@@ -177,8 +178,8 @@ class Trainer:
 
     def train(self, num_epochs: int | None = None) -> Finished:
         """Train num_epochs more epochs, or the configured length (max_steps or epochs); returns how it ended."""
-        self._plan(num_epochs)
-        target_epoch = (self.epoch + num_epochs) if num_epochs is not None else self.length.epochs
+        planned = self._plan(num_epochs)
+        target_epoch = (self.epoch + num_epochs) if num_epochs is not None else planned.epochs
         self.prepare()
         self._emit("log", f"training on {self.device} with {self.precision} ({self.precision_reason})")
         self._t0 = time.perf_counter() - self.elapsed
@@ -204,10 +205,10 @@ class Trainer:
             self._finish("failed", str(err))
             raise
         except torch.cuda.OutOfMemoryError:
-            err = TrainingError("the GPU ran out of memory; lower the batch size or context, or use a smaller "
+            oom = TrainingError("the GPU ran out of memory; lower the batch size or context, or use a smaller "
                                 "model (the last checkpoint is kept)", "train.batch_size")
-            self._finish("failed", str(err))
-            raise err from None
+            self._finish("failed", str(oom))
+            raise oom from None
         except KeyboardInterrupt:
             self._finish("stopped", "interrupted mid-step; the last saved checkpoint is kept")
             raise
@@ -217,7 +218,7 @@ class Trainer:
         finally:
             self._loop_thread = None
 
-    def _plan(self, num_epochs: int | None) -> None:
+    def _plan(self, num_epochs: int | None) -> length.RunLength:
         """Decide the run's length once, through `length.plan` (the one owner of that decision)."""
         try:
             per_epoch = len(self.train_loader) // self.config.grad_accum
@@ -230,6 +231,7 @@ class Trainer:
         else:
             self.length = length.plan(self.config.max_steps, self.config.epochs, per_epoch)
         self.max_steps = self.length.planned_steps
+        return self.length
 
     # ---- one step ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -238,14 +240,15 @@ class Trainer:
             return
         self._prepared = True
         if self.precision is None:
-            shape = (getattr(self.train_loader, "batch_size", None) or 8,
-                     getattr(self.train_loader, "block_size", None) or getattr(self.model.config, "block_size", 64))
+            batch = getattr(self.train_loader, "batch_size", None) or 8
+            block = getattr(self.train_loader, "block_size", None) or getattr(self.model.config, "block_size", 64)
+            shape = (int(batch), int(block or 64))
             self.precision, self.precision_reason = resolve_precision(self.config.precision, self.model,
                                                                       self.device, shape)
         if self.precision == "fp16":
-            self.scaler = torch.amp.GradScaler("cuda")
+            scaler = self.scaler = torch.amp.GradScaler("cuda")
             if self._scaler_state is not None:
-                self.scaler.load_state_dict(self._scaler_state)
+                scaler.load_state_dict(self._scaler_state)
         if self.config.compile:
             self._forward = torch.compile(self.model)
         self._t0 = time.perf_counter() - self.elapsed
@@ -264,7 +267,7 @@ class Trainer:
             lr = self.schedule(self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        with autocast_for(self.precision, self.device):
+        with autocast_for(self.precision or "fp32", self.device):
             _, loss = self._loss(self._forward, x, y)
         scaled = loss / self.config.grad_accum
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
@@ -282,7 +285,7 @@ class Trainer:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = (sum(self._micro_losses) / len(self._micro_losses)).item()
+        loss = float(sum(self._micro_losses) / len(self._micro_losses))
         self._micro, self._micro_losses = 0, []
         self.step += 1
         tokens = batch_tokens * self.config.grad_accum
@@ -326,6 +329,8 @@ class Trainer:
         return improved
 
     def _sample(self) -> None:
+        if self.sampler is None:
+            return
         prompt, text = self.sampler(self.model)
         self._emit("sample", SampleText(self.step, prompt, text))
 

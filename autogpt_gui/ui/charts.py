@@ -22,7 +22,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-X_AXES = {"step": "Step", "tokens": "Tokens seen", "elapsed": "Time (s)"}
+from autogpt_gui.engine.events import EvalMetrics, StepMetrics, numeric_fields
+
+X_AXES = {"step": "Step", "tokens_seen": "Tokens seen", "elapsed": "Time (s)"}
+# columns come from the records' own dataclasses: a new metric is added there, nowhere else
+STEP_COLUMNS = numeric_fields(StepMetrics)
+EVAL_COLUMNS = numeric_fields(EvalMetrics)
+
+
+def rows_of(records: list[dict], columns: list[str]) -> list[list[float]]:
+    """Records (dicts of a metrics dataclass) as rows of floats; a missing value is NaN."""
+    return [[np.nan if r.get(c) is None else r[c] for c in columns] for r in records]
+
+
+def columns_of(records: list[dict], columns: list[str]) -> dict[str, np.ndarray]:
+    """Records as one float array per column (what overlays plot)."""
+    table = np.asarray(rows_of(records, columns), dtype=float).reshape(len(records), len(columns))
+    return {c: table[:, i] for i, c in enumerate(columns)}
 OVERLAY_COLORS = ["#e377c2", "#17becf", "#bcbd22", "#8c564b", "#9467bd", "#7f7f7f"]
 
 
@@ -91,8 +107,8 @@ class ChartsPanel(QWidget):
         super().__init__(parent)
         self._frame = QTimer(self, singleShot=True, interval=self.FRAME_MS)
         self._frame.timeout.connect(self.redraw)
-        self.steps = Series(["step", "tokens", "elapsed", "loss", "lr", "tps"])
-        self.evals = Series(["step", "tokens", "elapsed", "val"])
+        self.steps = Series(STEP_COLUMNS)
+        self.evals = Series(EVAL_COLUMNS)
         self._smooth = np.zeros(0)
         self._ema_state = 0.0
         self.alpha = 0.6
@@ -171,8 +187,7 @@ class ChartsPanel(QWidget):
 
     def add_steps(self, records: list[dict]) -> None:
         """Append step records (dicts of StepMetrics) and redraw."""
-        self.steps.extend([[r["step"], r["tokens_seen"], r["elapsed"], r["loss"], r["lr"], r["tokens_per_sec"]]
-                           for r in records])
+        self.steps.extend(rows_of(records, STEP_COLUMNS))
         self._extend_smoothing()
         self.schedule_redraw()
 
@@ -182,7 +197,7 @@ class ChartsPanel(QWidget):
             self._frame.start()
 
     def add_eval(self, record: dict) -> None:
-        self.evals.extend([[record["step"], record["tokens_seen"], record["elapsed"], record["val_loss"]]])
+        self.evals.extend(rows_of([record], EVAL_COLUMNS))
         self.schedule_redraw()
 
     def load_history(self, steps: list[dict], evals: list[dict]) -> None:
@@ -192,11 +207,9 @@ class ChartsPanel(QWidget):
         self._smooth = np.zeros(0)
         self._ema_state = 0.0
         if steps:
-            self.steps.extend([[r["step"], r["tokens_seen"], r["elapsed"], r["loss"], r["lr"], r["tokens_per_sec"]]
-                               for r in steps])
+            self.steps.extend(rows_of(steps, STEP_COLUMNS))
             self._extend_smoothing()
-        for e in evals:
-            self.evals.extend([[e["step"], e["tokens_seen"], e["elapsed"], e["val_loss"]]])
+        self.evals.extend(rows_of(evals, EVAL_COLUMNS))
         self.redraw()
 
     def set_overlays(self, runs: list[tuple[str, dict[str, np.ndarray]]]) -> None:
@@ -230,8 +243,8 @@ class ChartsPanel(QWidget):
         keep = _thin(self.steps.n)
         self.smooth_curve.setData(x[keep], self._smooth[: self.steps.n][keep], skipFiniteCheck=True)
         self.lr_curve.setData(x[keep], self.steps.col("lr")[keep], skipFiniteCheck=True)
-        self.tps_curve.setData(x[keep], self.steps.col("tps")[keep], skipFiniteCheck=True)
-        self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val"))
+        self.tps_curve.setData(x[keep], self.steps.col("tokens_per_sec")[keep], skipFiniteCheck=True)
+        self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val_loss"))
         self.loss_plot.setLabel("bottom", X_AXES[self.x_key])
 
     def _x_changed(self) -> None:
@@ -264,7 +277,7 @@ class ChartsPanel(QWidget):
                 f"smoothed {self._smooth[i]:.4f}  lr {self.steps.col('lr')[i]:.2e}")
         if self.evals.n:
             j = int(np.argmin(np.abs(self.evals.col(self.x_key) - xs[i])))
-            text += f"  val {self.evals.col('val')[j]:.4f} (step {int(self.evals.col('step')[j])})"
+            text += f"  val {self.evals.col('val_loss')[j]:.4f} (step {int(self.evals.col('step')[j])})"
         return text
 
     # ---- export ---------------------------------------------------------------------------
@@ -279,13 +292,22 @@ class ChartsPanel(QWidget):
         self.exported.emit(path)
 
     def export_csv(self, path: str) -> None:
-        evals = {int(s): v for s, v in zip(self.evals.col("step"), self.evals.col("val"))}
+        """Every logged step: the step record's columns, the smoothed loss, and the evaluation at that step."""
+        extra = [c for c in EVAL_COLUMNS if c not in STEP_COLUMNS]
+        evals = {int(self.evals.col("step")[j]): self.evals.data[:, j] for j in range(self.evals.n)}
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["step", "tokens_seen", "elapsed_s", "train_loss", "smoothed_loss", "lr", "tokens_per_s",
-                        "val_loss"])
+            w.writerow([*STEP_COLUMNS, "smoothed_loss", *extra])
             for i in range(self.steps.n):
                 row = self.steps.data[:, i]
-                w.writerow([int(row[0]), int(row[1]), f"{row[2]:.3f}", f"{row[3]:.6f}", f"{self._smooth[i]:.6f}",
-                            f"{row[4]:.6g}", f"{row[5]:.1f}", evals.get(int(row[0]), "")])
+                ev = evals.get(int(row[0]))
+                w.writerow([*(_cell(v) for v in row), _cell(self._smooth[i]),
+                            *(_cell(ev[EVAL_COLUMNS.index(c)]) if ev is not None else "" for c in extra)])
         self.exported.emit(path)
+
+
+def _cell(v: float) -> str:
+    """A CSV cell: integers without a decimal point, floats in full, missing as empty."""
+    if np.isnan(v):
+        return ""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))

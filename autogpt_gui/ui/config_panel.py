@@ -33,7 +33,7 @@ from autogpt_gui.config import (
     apply_preset,
     set_field,
 )
-from autogpt_gui.estimates import estimate, human_bytes, human_count
+from autogpt_gui.estimates import estimate, human_bytes, human_count, memory_problems, system_memory
 
 SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("task:addition", "Task: addition (a+b=c)"),
                  ("task:reversal", "Task: reverse a word"), ("file", "Text file…"), ("folder", "Folder of text files…"),
@@ -115,6 +115,7 @@ class ConfigPanel(QScrollArea):
         self.errors: dict[str, QLabel] = {}
         self._loading = False
         self._vocab: int | None = None
+        self._device_memory: dict[str, tuple[int | None, str]] = {}
         self._corpus_tokens: int | None = None
         self.summary = QLabel()
         self.summary.setObjectName("estimates")
@@ -249,12 +250,14 @@ class ConfigPanel(QScrollArea):
         """The form's configuration; values the form cannot parse are reported by problems()."""
         return self._cfg
 
-    def set_devices(self, devices: list[tuple[str, str]]) -> None:
+    def set_devices(self, devices: list[tuple[str, str, int | None]]) -> None:
+        """The devices torch found: (value, description, memory in bytes); memory bounds what Start allows."""
         combo = self.editors["train.device"]
         current = combo.currentData()
         self._loading = True
         combo.clear()
-        for value, text in devices:
+        self._device_memory = {value: (memory, text) for value, text, memory in devices}
+        for value, text, _memory in devices:
             combo.addItem(text, value)
         self._loading = False
         self._write("train.device", current)
@@ -303,7 +306,15 @@ class ConfigPanel(QScrollArea):
         self.changed.emit(cfg)
 
     def problems(self) -> list[tuple[str, str]]:
-        return list(getattr(self, "_parse_problems", [])) + self._cfg.validate()
+        """The form's problems: what validate() finds, then whether training fits the chosen device's memory."""
+        found = list(getattr(self, "_parse_problems", [])) + self._cfg.validate()
+        if not found:
+            memory, where = self._device_memory.get(self._cfg.train.device, (None, ""))
+            if memory is None:  # devices not probed yet: this computer's memory bounds a CPU run
+                memory, where = system_memory(), "this computer"
+            found += memory_problems(self._cfg, memory, where if self._cfg.train.device != "auto" else
+                                     "the chosen device", self._vocab)
+        return found
 
     def _refresh(self) -> None:
         cfg = self._cfg

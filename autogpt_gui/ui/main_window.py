@@ -331,6 +331,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.checkpoints)
 
     def _show_run_history(self, run: Run) -> None:
+        run.remove_stale_files()
         steps, evals = run.read_metrics()
         self.charts.load_history(steps, evals)
         self.samples.clear_samples()
@@ -364,15 +365,29 @@ class MainWindow(QMainWindow):
         if stale:
             r = stale[0]
             self._interrupted = r.path
-            self.resume_banner.show_message(f"The run <b>{r.name}</b> was interrupted at step {r.step}. "
-                                            "Resume it from its last checkpoint?", "Resume")
+            if Run(r.path).has_checkpoint():
+                self.resume_banner.show_message(f"The run <b>{r.name}</b> was interrupted at step {r.step}. "
+                                                "Resume it from its last checkpoint?", "Resume")
+            else:
+                self.resume_banner.show_message(f"The run <b>{r.name}</b> was interrupted before its first "
+                                                "checkpoint, so it cannot resume. Start it again in its folder, "
+                                                "with the same configuration?", "Start again")
 
     def _resume_interrupted(self) -> None:
-        last = Path(self._interrupted) / "checkpoints" / "last.pt"
-        if last.exists():
-            self.resume_from(str(last))
-        else:
-            self.show_error("that run saved no checkpoint before it stopped; start it again instead")
+        run = Run(self._interrupted)
+        if run.has_checkpoint():
+            self.resume_from(str(run.checkpoints_dir / "last.pt"))
+            return
+        try:
+            cfg = run.config()
+        except ConfigError as err:
+            self.show_error(f"cannot start {run.id} again: {err}")
+            return
+        run.reset()
+        self.set_config(cfg)
+        self.charts.reset()
+        self.samples.clear_samples()
+        self._launch(workers.TrainingWorker(cfg, str(run.path)))
 
     # ---- settings and closing ---------------------------------------------------------------------
     def _restore_settings(self) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -16,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui import paths
 from autogpt_gui.engine.runs import Run, list_runs
+from autogpt_gui.ui.charts import STEP_COLUMNS, columns_of
 from autogpt_gui.ui.widgets import read_only_table
 
 
@@ -116,7 +116,5 @@ class RunsPanel(QWidget):
         for path in self.ticked():
             run = Run(path)
             steps, _ = run.read_metrics()
-            cols = {k: np.array([s[src] for s in steps], dtype=float) for k, src in
-                    (("step", "step"), ("tokens", "tokens_seen"), ("elapsed", "elapsed"), ("loss", "loss"))}
-            out.append((run.summary().name, cols))
+            out.append((run.summary().name, columns_of(steps, STEP_COLUMNS)))
         return out

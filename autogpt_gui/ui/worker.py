@@ -13,6 +13,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from autogpt_gui.errors import AutoGPTError, Cancelled
@@ -231,9 +232,19 @@ def deliver(signal, fn, owner: QObject) -> None:
     signal.connect(_Relay(owner, fn).call)
 
 
+_started: list[QThread] = []  # every thread the app starts, so a test (or quitting) can see them all
+
+
+def running_threads() -> list[QThread]:
+    """The threads started by start_thread that are still running."""
+    _started[:] = [t for t in _started if shiboken6.isValid(t)]
+    return [t for t in _started if t.isRunning()]
+
+
 def start_thread(worker: QObject, owner: QObject) -> QThread:
     """Move worker to a new QThread that starts worker.run and ends when worker emits done."""
     thread = QThread(owner)
+    _started.append(thread)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.done.connect(thread.quit)
