@@ -191,11 +191,12 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs yet in {paths.runs_dir()}; start one with: autogpt-gui train")
         return 0
-    print(f"{'run':42} {'step':>12} {'best val':>9}  status")
+    print(f"{'run':42} {'step':>12} {'best val':>9} {'accuracy':>9}  status")
     for r in runs:
         steps = f"{r.step}/{r.max_steps}" if r.max_steps else str(r.step)
         best = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "-"
-        print(f"{r.id:42} {steps:>12} {best:>9}  {r.status}{': ' + r.reason if r.reason else ''}")
+        acc = f"{r.accuracy * 100:.1f}%" if r.accuracy is not None else "-"
+        print(f"{r.id:42} {steps:>12} {best:>9} {acc:>9}  {r.status}{': ' + r.reason if r.reason else ''}")
     return 0
 
 

@@ -23,7 +23,7 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "gpt2": (12, 12, 768, 1024),  # 85M + embeddings: GPT-2 small
 }
 
-SOURCES = ("python-docs", "file", "folder", "jsonl", "task:addition", "task:reversal")
+SOURCES = ("python-docs", "shakespeare", "file", "folder", "jsonl", "task:addition", "task:reversal")
 TOKENIZERS = ("char", "byte", "bpe")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "linear", "cosine", "wsd")

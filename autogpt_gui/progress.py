@@ -69,7 +69,8 @@ class ProgressBar:
             self._line(text)
 
     def on_eval(self, m) -> None:
-        self._line(f"step {m.step}: validation loss {m.val_loss:.4f} (best {m.best_val_loss:.4f})")
+        accuracy = f", held-out accuracy {m.accuracy * 100:.1f}%" if m.accuracy is not None else ""
+        self._line(f"step {m.step}: validation loss {m.val_loss:.4f} (best {m.best_val_loss:.4f}){accuracy}")
 
     def on_log(self, message: str) -> None:
         self._line(message)

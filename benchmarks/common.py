@@ -8,10 +8,8 @@ from pathlib import Path
 import torch
 
 from autogpt_gui.config import DataConfig
-from autogpt_gui.engine.data import FileSource, PythonDocsSource, prepare_tokens
+from autogpt_gui.engine.data import ShakespeareSource, prepare_tokens
 from autogpt_gui.engine.model import GPTConfig
-
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 # (label, model shape, batch size, steps per measurement)
 CONFIGS = [
@@ -21,11 +19,8 @@ CONFIGS = [
 
 
 def token_data(cache_root: Path):
-    """Character-level Tiny Shakespeare when present, else the built-in corpus."""
-    source = FileSource(SHAKESPEARE) if SHAKESPEARE.exists() else PythonDocsSource()
-    path = str(SHAKESPEARE) if SHAKESPEARE.exists() else ""
-    cfg = DataConfig(source="file" if path else "python-docs", path=path, tokenizer="char")
-    return prepare_tokens(source, cfg, cache_root)
+    """Character-level Tiny Shakespeare, the built-in copy."""
+    return prepare_tokens(ShakespeareSource(), DataConfig(source="shakespeare", tokenizer="char"), cache_root)
 
 
 def gpt_config(shape: dict, vocab_size: int) -> GPTConfig:

@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("AUTOGPT_GUI_HOME", tempfile.mkdtemp(prefix="autogpt-bench-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from common import CONFIGS, SHAKESPEARE  # noqa: E402
+from common import CONFIGS  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
 from autogpt_gui.config import RunConfig  # noqa: E402
@@ -31,10 +31,8 @@ from autogpt_gui.ui.main_window import MainWindow  # noqa: E402
 
 
 def run_config(shape: dict, batch: int, steps: int) -> RunConfig:
-    data = (["data.source='file'", f"data.path='{SHAKESPEARE}'"] if SHAKESPEARE.exists()
-            else ["data.source='python-docs'"])
     return RunConfig(name="bench").with_overrides([
-        *data, "model.preset='custom'", *(f"model.{k}={v}" for k, v in shape.items()), f"train.batch_size={batch}",
+        "data.source='shakespeare'", "model.preset='custom'", *(f"model.{k}={v}" for k, v in shape.items()), f"train.batch_size={batch}",
         f"train.max_steps={steps}", "optim.warmup_steps=2", "train.eval_interval=1000000",
         "train.checkpoint_interval=0", "train.sample_tokens=0", "train.device='cpu'"])
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.engine.session import build_session
 from autogpt_gui.resources import resource_path
-
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 
 def main() -> int:
@@ -24,7 +21,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=2000)
     args = ap.parse_args()
     cfg = RunConfig.load(resource_path("configs", "shakespeare.toml")).with_overrides([
-        f"data.path='{SHAKESPEARE}'", f"train.max_steps={args.steps}", "optim.warmup_steps=100",
+        f"train.max_steps={args.steps}", "optim.warmup_steps=100",
         "train.eval_interval=500", "train.sample_tokens=0", f"train.precision='{args.precision}'"])
     t0 = time.perf_counter()
     session = build_session(cfg)

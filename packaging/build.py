@@ -85,7 +85,9 @@ def smoke(bundle: Path) -> int:
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as cwd:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOGPT_GUI", "PYTHON", "XDG_"))}
         env.update(HOME=home, QT_QPA_PLATFORM="offscreen")
-        for args in (["--version"], ["--selftest"], ["--screenshot", str(Path(home) / "window.png")]):
+        shakespeare = ["train", "--config", "shakespeare", "--set", "train.max_steps=20", "--set",
+                       "train.eval_interval=10", "--set", "train.sample_tokens=20", "--quiet"]
+        for args in (["--version"], ["--selftest"], shakespeare, ["--screenshot", str(Path(home) / "window.png")]):
             t0 = time.perf_counter()
             done = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True)
             print(f"$ {exe.name} {' '.join(args)}  (exit {done.returncode}, {time.perf_counter() - t0:.1f}s)")

@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +33,14 @@ def tiny_config():
     return make
 
 
-@pytest.fixture
-def shakespeare() -> Path:
-    if not SHAKESPEARE.exists():
-        pytest.skip("../shared/data/tinyshakespeare.txt is not present")
-    return SHAKESPEARE
+@pytest.fixture(scope="session")
+def shakespeare(tmp_path_factory) -> Path:
+    """The built-in Tiny Shakespeare as a plain text file, for tests of file sources."""
+    from autogpt_gui.engine.data import ShakespeareSource
+
+    path = tmp_path_factory.mktemp("corpus") / "tinyshakespeare.txt"
+    path.write_bytes(ShakespeareSource()._data)
+    return path
 
 
 def pytest_exception_interact(node, call, report):

@@ -323,3 +323,17 @@ def test_a_run_killed_before_its_first_checkpoint_is_offered_a_fresh_start_in_pl
     finally:
         assert w.wait_for_threads(60)
         w.close()
+
+
+def test_a_task_run_draws_its_held_out_accuracy_live(qtbot, window):
+    w = window
+    w.set_config(RunConfig().with_overrides([*TINY, "data.source='task:addition'", "train.max_steps=60",
+                                             "train.eval_interval=20", "model.block_size=16"]))
+    assert w.charts.acc_plot.scene() is None  # no accuracy chart for text data
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None and w.charts.evals.n >= 3, timeout=60_000)
+    w.charts.redraw()
+    assert w.charts.acc_plot.scene() is not None and len(w.charts.acc_curve.yData) == 3
+    assert all(0 <= v <= 100 for v in w.charts.acc_curve.yData)
+    assert "held-out examples:" in w.samples.history.toPlainText()
+    assert w.runs.table.horizontalHeaderItem(4).text() == "Accuracy" and w.runs.table.item(0, 4).text().endswith("%")

@@ -18,6 +18,7 @@ def test_bundle_builds_and_passes_its_self_test(tmp_path):
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     assert "self test passed" in out and "autogpt-gui 0.1.0" in out
+    assert "Tiny Shakespeare (built in)" in out and "finished at step 20" in out  # the built-in corpus ships
     size_mib = int(out.split("[autogpt-gui] built ")[1].split(": ")[1].split(" MiB on disk")[0])
     assert size_mib <= 620  # what `du -sm` prints; budget in packaging/build.py
     user_data = out.split("user data: ")[1].splitlines()[0]

@@ -174,27 +174,54 @@ class JsonlSource(Source):
         return self.path.stat().st_size
 
 
-class PythonDocsSource(Source):
-    """The Python documentation topics that ship with every Python (pydoc_data.topics)."""
+class BuiltinSource(Source):
+    """A corpus that ships with the app: nothing to download, nothing to choose."""
 
-    label = "Python documentation (built in)"
+    name = ""
 
     @functools.cached_property
     def _data(self) -> bytes:
+        return self._text()
+
+    def _text(self) -> bytes:
+        raise NotImplementedError
+
+    def byte_chunks(self):
+        data = self._data
+        for i in range(0, len(data), CHUNK):
+            yield self.name, data[i : i + CHUNK]
+
+    def size(self) -> int:
+        return len(self._data)
+
+
+class PythonDocsSource(BuiltinSource):
+    """The Python documentation topics that ship with every Python (pydoc_data.topics)."""
+
+    name, label = "python-docs", "Python documentation (built in)"
+
+    def _text(self) -> bytes:
         from pydoc_data.topics import topics
 
         return "\n\n".join(topics[k].strip() for k in sorted(topics)).encode("utf-8")
 
+
+class ShakespeareSource(BuiltinSource):
+    """Tiny Shakespeare (public domain, 1.1 MB): the text nanoGPT and most GPT tutorials start from."""
+
+    name, label = "shakespeare", "Tiny Shakespeare (built in)"
+
     def _text(self) -> bytes:
-        return self._data
+        import gzip
 
-    def byte_chunks(self):
-        data = self._text()
-        for i in range(0, len(data), CHUNK):
-            yield "python-docs", data[i : i + CHUNK]
+        from autogpt_gui.resources import resource_path
 
-    def size(self) -> int:
-        return len(self._text())
+        path = resource_path("corpora", "tinyshakespeare.txt.gz")
+        try:
+            return gzip.decompress(path.read_bytes())
+        except OSError as err:
+            raise DataError(f"the built-in Shakespeare text is missing or damaged ({path}: {err}); reinstall the "
+                            "app", "data.source") from None
 
 
 class TaskSource(Source):
@@ -223,6 +250,8 @@ def make_source(data_cfg) -> Source:
     src = data_cfg.source
     if src == "python-docs":
         return PythonDocsSource()
+    if src == "shakespeare":
+        return ShakespeareSource()
     if src.startswith("task:"):
         return TaskSource(src[5:], data_cfg.task_digits, data_cfg.val_fraction)
     if not data_cfg.path:

@@ -29,13 +29,14 @@ class StepMetrics:
 
 @dataclass
 class EvalMetrics:
-    """One evaluation on the validation windows."""
+    """One evaluation on the validation windows; `accuracy` (0-1, exact match on held-out examples) for task data."""
 
     step: int
     val_loss: float
     best_val_loss: float
     elapsed: float
     tokens_seen: int
+    accuracy: float | None = None
 
 
 @dataclass

@@ -30,6 +30,7 @@ class RunSummary:
     status: str  # a state of engine.events.STATES, "interrupted" (its process died) or "new"
     reason: str = ""
     precision: str | None = None
+    accuracy: float | None = None  # held-out exact match at the last evaluation (task data)
 
 
 class Run:
@@ -72,10 +73,11 @@ class Run:
             return {}
 
     def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "",
-                     precision: str | None = None) -> None:
+                     precision: str | None = None, accuracy: float | None = None) -> None:
         """status.json, replaced atomically (a temp file per writer, then a rename)."""
         data = {"status": status, "pid": os.getpid(), "step": step, "max_steps": max_steps,
-                "best_val_loss": best, "reason": reason, "precision": precision, "updated": time.time()}
+                "best_val_loss": best, "reason": reason, "precision": precision, "accuracy": accuracy,
+                "updated": time.time()}
         tmp = self.path / f".status.json.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path / "status.json")
@@ -93,7 +95,7 @@ class Run:
             name = self.id
         return RunSummary(self.id, str(self.path), name, (self.path / "config.toml").stat().st_mtime,
                           int(st.get("step", 0)), st.get("max_steps"), st.get("best_val_loss"), status,
-                          st.get("reason", ""), st.get("precision"))
+                          st.get("reason", ""), st.get("precision"), st.get("accuracy"))
 
     def remove_stale_files(self) -> list[Path]:
         """Delete temp files left by writers that died mid-write (kill -9); a live writer's are kept."""
@@ -131,10 +133,14 @@ class Run:
             if len(pending) >= 200:
                 flush()
 
+        last = {"accuracy": None}
+
         def status(state: str, reason: str = "") -> None:
-            self.write_status(state, trainer.step, trainer.max_steps, best(), reason, trainer.precision)
+            self.write_status(state, trainer.step, trainer.max_steps, best(), reason, trainer.precision,
+                              last["accuracy"])
 
         def on_eval(m):
+            last["accuracy"] = m.accuracy
             pending.append(json.dumps({"type": "eval", **asdict(m)}) + "\n")
             flush()
             status(trainer.state)

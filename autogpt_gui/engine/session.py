@@ -23,6 +23,7 @@ from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
 from autogpt_gui.engine.precision import device_memory, pick_device
 from autogpt_gui.engine.runs import Run
 from autogpt_gui.engine.schedules import make_schedule
+from autogpt_gui.engine.tasks import held_out, task_accuracy, worked_examples
 from autogpt_gui.engine.tokenizers import Tokenizer
 from autogpt_gui.engine.trainer import Trainer
 from autogpt_gui.errors import CheckpointError, ConfigError, DataError
@@ -91,7 +92,11 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device
 
 
 def make_sampler(tokenizer: Tokenizer, cfg: RunConfig) -> Callable:
-    """model -> (prompt, text): a short continuation of the configured prompt, seeded by step."""
+    """model -> (prompt, text): a short continuation of the configured prompt, seeded by step; for task
+    data, a few held-out examples with the model's answer and the right one."""
+    if cfg.data.source.startswith("task:"):
+        examples = held_out(cfg.data, limit=6)
+        return lambda model: ("held-out examples:\n", worked_examples(model, tokenizer, examples))
     prompt = cfg.train.sample_prompt or "\n"
     n = cfg.train.sample_tokens
     counter = [0]
@@ -103,6 +108,14 @@ def make_sampler(tokenizer: Tokenizer, cfg: RunConfig) -> Callable:
         return prompt, text
 
     return sample
+
+
+def make_scorer(tokenizer: Tokenizer, cfg: RunConfig) -> Callable | None:
+    """model -> {"accuracy": exact-match share of held-out examples} for task data; None for text."""
+    if not cfg.data.source.startswith("task:"):
+        return None
+    examples = held_out(cfg.data)
+    return lambda model: {"accuracy": task_accuracy(model, tokenizer, examples)}
 
 
 def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Path | None = None,
@@ -136,6 +149,7 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
     trainer = Trainer(model, optimizer, train_loader, val_loader, device=device, config=t, schedule=schedule,
                       checkpoints=run.checkpoint_folder(t.keep_last) if run else None,
                       sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens else None,
+                      scorer=make_scorer(data.tokenizer, cfg),
                       grad_clip=cfg.optim.grad_clip, extra_state=extra)
     if run is not None:
         run.attach(trainer)

@@ -62,17 +62,36 @@ def _reversal(digits: int, rng: random.Random) -> list[tuple[str, str]]:
     return [(f"{w}=", w[::-1]) for w in ordered]
 
 
+def held_out(data_cfg, limit: int = 1000) -> list[tuple[str, str]]:
+    """The held-out examples of a task source (`task:NAME`), the same ones its validation split holds."""
+    task = make_task(data_cfg.source.removeprefix("task:"), data_cfg.task_digits, seed=0,
+                     val_fraction=data_cfg.val_fraction)
+    return task.val[:limit]
+
+
 @torch.no_grad()
-def task_accuracy(model, tokenizer, pairs: list[tuple[str, str]], device=None, batch: int = 256) -> float:
-    """Fraction of held-out prompts whose greedy continuation is exactly the answer."""
+def answers(model, tokenizer, pairs: list[tuple[str, str]], device=None, batch: int = 256) -> list[str]:
+    """The model's greedy answer to each prompt."""
     device = device or next(model.parameters()).device
-    correct = 0
+    out_text: list[str] = []
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]
         # all prompts of a task have one length, so they batch without padding
         prompts = torch.tensor([tokenizer.encode("\n" + p) for p, _ in chunk], device=device)
         n_new = len(tokenizer.encode(chunk[0][1]))
         out = model.generate(prompts, n_new, temperature=0.0)[:, prompts.shape[1] :]
-        for row, (_, answer) in zip(out.tolist(), chunk):
-            correct += tokenizer.decode(row) == answer
-    return correct / max(1, len(pairs))
+        out_text += [tokenizer.decode(row) for row in out.tolist()]
+    return out_text
+
+
+def task_accuracy(model, tokenizer, pairs: list[tuple[str, str]], device=None, batch: int = 256) -> float:
+    """Fraction of held-out prompts whose greedy continuation is exactly the answer."""
+    got = answers(model, tokenizer, pairs, device, batch)
+    return sum(g == a for g, (_, a) in zip(got, pairs)) / max(1, len(pairs))
+
+
+def worked_examples(model, tokenizer, pairs: list[tuple[str, str]]) -> str:
+    """A few held-out examples with the model's answer and the right one, one per line."""
+    got = answers(model, tokenizer, pairs)
+    return "\n".join(f"{p}{g}   {'right' if g == a else 'wrong, the answer is ' + a}"
+                     for g, (p, a) in zip(got, pairs))

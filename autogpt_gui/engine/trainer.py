@@ -41,12 +41,14 @@ class Trainer:
 
     Everything beyond the four positional arguments is optional: a TrainConfig (or its fields
     as keywords), a learning-rate schedule `lr(step)`, a CheckpointFolder, a sampler
-    `model -> (prompt, text)`, and extra plain data stored in every checkpoint.
+    `model -> (prompt, text)`, a scorer `model -> {EvalMetrics field: value}` run at each
+    evaluation, and extra plain data stored in every checkpoint.
     """
 
     def __init__(self, model, optimizer, train_loader, val_loader, *, device=None,
                  config: TrainConfig | None = None, schedule: Schedule | None = None,
                  checkpoints: CheckpointFolder | None = None, sampler: Callable | None = None,
+                 scorer: Callable | None = None,
                  grad_clip: float = 0.0, extra_state: dict | None = None, **overrides):
         base = config or _seed_defaults()
         names = {f.name for f in fields(TrainConfig)}
@@ -57,7 +59,7 @@ class Trainer:
         self.device = pick_device(device if device is not None else self.config.device)
         self.model = model.to(self.device)
         self.optimizer, self.train_loader, self.val_loader = optimizer, train_loader, val_loader
-        self.schedule, self.checkpoints, self.sampler = schedule, checkpoints, sampler
+        self.schedule, self.checkpoints, self.sampler, self.scorer = schedule, checkpoints, sampler, scorer
         self.extra_state = extra_state or {}
         self.grad_clip = grad_clip
         self.step = self.epoch = self.tokens_seen = 0
@@ -323,7 +325,8 @@ class Trainer:
         improved = val < self.best_val_loss
         if improved:
             self.best_val_loss = val
-        self._emit("eval", EvalMetrics(self.step, val, self.best_val_loss, self.elapsed, self.tokens_seen))
+        scores = self.scorer(self.model) if self.scorer is not None else {}
+        self._emit("eval", EvalMetrics(self.step, val, self.best_val_loss, self.elapsed, self.tokens_seen, **scores))
         if self.sampler is not None and self.config.sample_tokens > 0:
             self._sample()
         return improved

@@ -163,6 +163,12 @@ class ChartsPanel(QWidget):
         self.smooth_curve = self.loss_plot.plot(name="train (smoothed)", pen=pg.mkPen((40, 110, 230), width=2.5))
         self.val_curve = self.loss_plot.plot(name="validation", pen=pg.mkPen((240, 120, 30), width=2),
                                              symbol="o", symbolSize=7, symbolBrush=(240, 120, 30))
+        # task runs: exact-match accuracy on held-out examples, beside the loss; shown once a run reports it
+        self.acc_plot = pg.PlotItem(title="Held-out accuracy (%)")
+        self.acc_plot.setYRange(0, 100, padding=0.02)
+        self.acc_plot.showGrid(x=False, y=True, alpha=0.2)
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen((200, 60, 60), width=2), symbol="o", symbolSize=6,
+                                            symbolBrush=(200, 60, 60))
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((60, 170, 90), width=2))
         self.tps_curve = self.tps_plot.plot(pen=pg.mkPen((150, 100, 200), width=1.5))
         for c in (self.raw_curve, self.smooth_curve, self.lr_curve, self.tps_curve):
@@ -246,6 +252,17 @@ class ChartsPanel(QWidget):
         self.tps_curve.setData(x[keep], self.steps.col("tokens_per_sec")[keep], skipFiniteCheck=True)
         self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val_loss"))
         self.loss_plot.setLabel("bottom", X_AXES[self.x_key])
+        accuracy = self.evals.col("accuracy")
+        has_accuracy = bool(np.isfinite(accuracy).any())
+        if has_accuracy != (self.acc_plot.scene() is not None):
+            if has_accuracy:
+                self.graphics.addItem(self.acc_plot, row=0, col=2)
+            else:
+                self.graphics.removeItem(self.acc_plot)
+        if has_accuracy:
+            known = np.isfinite(accuracy)
+            self.acc_curve.setData(self.evals.col(self.x_key)[known], accuracy[known] * 100)
+            self.acc_plot.setLabel("bottom", X_AXES[self.x_key])
 
     def _x_changed(self) -> None:
         self.x_key = self.x_combo.currentData()

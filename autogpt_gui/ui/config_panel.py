@@ -35,7 +35,8 @@ from autogpt_gui.config import (
 )
 from autogpt_gui.estimates import estimate, human_bytes, human_count, memory_problems, system_memory
 
-SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("task:addition", "Task: addition (a+b=c)"),
+SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("shakespeare", "Built-in: Tiny Shakespeare"),
+                 ("task:addition", "Task: addition (a+b=c)"),
                  ("task:reversal", "Task: reverse a word"), ("file", "Text file…"), ("folder", "Folder of text files…"),
                  ("jsonl", "JSONL file (text field)…")]
 

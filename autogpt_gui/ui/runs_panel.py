@@ -28,7 +28,8 @@ class RunsPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.table = read_only_table(["Run (tick to compare)", "Started", "Steps", "Best val", "Status"])
+        self.table = read_only_table(["Run (tick to compare)", "Started", "Steps", "Best val", "Accuracy",
+                                      "Status"])
         self.table.itemChanged.connect(self._item_changed)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _: self._open())
@@ -68,6 +69,7 @@ class RunsPanel(QWidget):
             cells = [name, QTableWidgetItem(time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))),
                      QTableWidgetItem(f"{r.step}/{r.max_steps}" if r.max_steps else str(r.step)),
                      QTableWidgetItem("" if r.best_val_loss is None else f"{r.best_val_loss:.4f}"),
+                     QTableWidgetItem("" if r.accuracy is None else f"{r.accuracy * 100:.1f}%"),
                      QTableWidgetItem(status + (f": {r.reason}" if r.reason and status == "failed" else ""))]
             for j, item in enumerate(cells):
                 if j:
