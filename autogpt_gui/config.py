@@ -43,7 +43,7 @@ class ModelConfig:
     n_embd: int = 128
     block_size: int = 64
     dropout: float = 0.0
-    bias: bool = True
+    bias: bool = False  # nanoGPT's choice: as good, and ~5 % faster on a CPU (benchmarks/throughput.py)
     vocab_size: int = 0
 
     @classmethod

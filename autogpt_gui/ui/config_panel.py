@@ -51,7 +51,8 @@ SECTIONS = {
         ("model.block_size", "Context", "int", (2, 8192), "How many tokens the model sees at once."),
         ("model.dropout", "Dropout", "float", (0.0, 0.9, 0.05), "Randomly zeroes activations while training; "
                                                                  "helps small datasets generalise (0 for speed)."),
-        ("model.bias", "Bias terms", "bool", None, "Bias in linear layers and LayerNorms, as GPT-2 had."),
+        ("model.bias", "Bias terms", "bool", None, "Bias in linear layers and LayerNorms, as GPT-2 had. Off by default "
+                                                      "(nanoGPT's choice): as good, and faster."),
     ],
     "Data": [
         ("data.source", "Source", "choice", SOURCE_LABELS, "Where the training text comes from."),
