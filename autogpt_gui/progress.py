@@ -13,7 +13,11 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressBar:
-    """Step, loss, tokens/s and ETA on one line, redrawn at most 5 times a second."""
+    """Step, loss, tokens/s and ETA on one line, redrawn at most 5 times a second.
+
+    Disabled (--quiet), it drops the bar, data progress, log and checkpoint lines, and still prints
+    what a user reads the run for: each evaluation, and why a run stopped.
+    """
 
     def __init__(self, enabled: bool = True, stream=None):
         self.enabled = enabled
@@ -40,8 +44,8 @@ class ProgressBar:
         trainer.on("state", self.on_state)
         trainer.on("finished", self.on_finished)
 
-    def _line(self, text: str) -> None:
-        if self.enabled:
+    def _line(self, text: str, always: bool = False) -> None:
+        if self.enabled or always:
             self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
             self.stream.flush()
 
@@ -70,7 +74,8 @@ class ProgressBar:
 
     def on_eval(self, m) -> None:
         accuracy = f", held-out accuracy {m.accuracy * 100:.1f}%" if m.accuracy is not None else ""
-        self._line(f"step {m.step}: validation loss {m.val_loss:.4f} (best {m.best_val_loss:.4f}){accuracy}")
+        self._line(f"step {m.step}: validation loss {m.val_loss:.4f} (best {m.best_val_loss:.4f}){accuracy}",
+                   always=True)
 
     def on_log(self, message: str) -> None:
         self._line(message)
@@ -80,8 +85,9 @@ class ProgressBar:
 
     def on_state(self, s) -> None:
         if s.state == "stopping":
-            self._line(f"stopping at step {s.step}{': ' + s.reason if s.reason else ''}; saving a checkpoint")
+            self._line(f"stopping at step {s.step}{': ' + s.reason if s.reason else ''}; saving a checkpoint",
+                       always=True)
 
     def on_finished(self, f) -> None:
         if f.reason:
-            self._line(f"{f.status}: {f.reason}")
+            self._line(f"{f.status}: {f.reason}", always=True)
