@@ -8,7 +8,6 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QMainWindow,
     QMessageBox,
@@ -29,6 +28,7 @@ from autogpt_gui.ui.checkpoints_panel import CheckpointsPanel
 from autogpt_gui.ui.config_panel import ConfigPanel
 from autogpt_gui.ui.controls import RunControls
 from autogpt_gui.ui.data_panel import DataPanel
+from autogpt_gui.ui.jobs import Jobs
 from autogpt_gui.ui.runs_panel import RunsPanel
 from autogpt_gui.ui.samples_panel import SamplesPanel
 from autogpt_gui.ui.widgets import Banner
@@ -43,10 +43,7 @@ class MainWindow(QMainWindow):
         self.settings = QSettings(str(settings_path or paths.settings_file().with_suffix(".ini")), QSettings.IniFormat)
         self.worker: workers.TrainingWorker | None = None
         self.train_thread: QThread | None = None
-        self.threads: dict[QThread, object] = {}
-        self.jobs: dict[str, workers.Task] = {}
         self.run_path: str | None = None
-        self._closing = False
         self._end_reason = ""
         self._preview_timer = QTimer(self, singleShot=True, interval=300)
         self._preview_timer.timeout.connect(self.preview_data)
@@ -58,6 +55,7 @@ class MainWindow(QMainWindow):
         self.checkpoints = CheckpointsPanel()
         self.data = DataPanel()
         self.runs = RunsPanel()
+        self.background = Jobs(self, self.show_error)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.error_banner = Banner("errorBanner")
@@ -120,7 +118,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.export_requested.connect(self.export_checkpoint)
         self.samples.generate_requested.connect(self.generate)
         self.data.tokenize_requested.connect(self.tokenize)
-        self.data.cancel_requested.connect(lambda: self.jobs.get("tokenize") and self.jobs["tokenize"].cancel())
+        self.data.cancel_requested.connect(lambda: self.background.cancel("tokenize"))
         self.runs.open_requested.connect(self.open_run)
         self.runs.resume_requested.connect(lambda p: self.resume_from(str(Path(p) / "checkpoints" / "last.pt")))
         self.runs.overlays_changed.connect(self.charts.set_overlays)
@@ -155,33 +153,12 @@ class MainWindow(QMainWindow):
     def _schedule_preview(self) -> None:
         self._preview_timer.start()
 
-    # ---- background jobs ---------------------------------------------------------------------
-    def _start_job(self, name: str, fn, on_result, on_error=None, on_progress=None, on_text=None) -> workers.Task:
-        task = workers.Task(fn)
-        if self._closing:
-            return task
-        workers.deliver(task.succeeded, on_result, self)
-        workers.deliver(task.errored, on_error or self.show_error, self)
-        if on_progress:
-            workers.deliver(task.progressed, on_progress, self)
-        if on_text:
-            workers.deliver(task.text, on_text, self)
-        workers.deliver(task.done, lambda: self.jobs.pop(name, None) if self.jobs.get(name) is task else None, self)
-        self.jobs[name] = task
-        self._track(workers.start_thread(task, self), task)
-        return task
-
-    def _track(self, thread: QThread, worker) -> None:
-        """Hold thread and worker until the thread has finished: Python must not free a running worker."""
-        self.threads[thread] = worker
-        workers.deliver(thread.finished, lambda: self.threads.pop(thread, None), self)
-
     def _probe_devices(self) -> None:
-        self._start_job("devices", workers.devices_job, self.config_panel.set_devices, lambda m, f: None)
+        self.background.start("devices", workers.devices_job, self.config_panel.set_devices, lambda m, f: None)
 
     def preview_data(self) -> None:
         cfg = copy.deepcopy(self.config_panel.config())
-        self._start_job("preview", workers.preview_job(cfg), self.data.show_preview,
+        self.background.start("preview", workers.preview_job(cfg), self.data.show_preview,
                         lambda msg, field: self.data.show_error(msg))
 
     def tokenize(self) -> None:
@@ -199,7 +176,7 @@ class MainWindow(QMainWindow):
             if msg != "cancelled":
                 self.data.show_error(msg)
 
-        self._start_job("tokenize", workers.tokenize_job(cfg), done, failed, self.data.show_progress)
+        self.background.start("tokenize", workers.tokenize_job(cfg), done, failed, self.data.show_progress)
 
     # ---- training -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -248,7 +225,7 @@ class MainWindow(QMainWindow):
         self.checkpoints.set_training(True)
         self.controls.show_message("Preparing data…")
         self.train_thread = workers.start_thread(worker, self)
-        self._track(self.train_thread, worker)
+        self.background.track(self.train_thread, worker)
 
     def _request(self, kind: str) -> None:
         if self.worker is None:
@@ -341,7 +318,7 @@ class MainWindow(QMainWindow):
     def export_checkpoint(self, checkpoint: str) -> None:
         out = QFileDialog.getExistingDirectory(self, "Export weights into folder")
         if out:
-            self._start_job("export", workers.export_job(checkpoint, out),
+            self.background.start("export", workers.export_job(checkpoint, out),
                             lambda p: self.controls.show_message(f"Exported weights, config and tokenizer to {p}"))
 
     def generate(self, req: dict) -> None:
@@ -355,7 +332,7 @@ class MainWindow(QMainWindow):
         if checkpoint is None:
             self.samples.set_busy(False, "Start a run first, or choose a checkpoint file as the model.")
             return
-        self._start_job("generate", workers.generation_job(checkpoint, req["prompt"], req["max_new_tokens"],
+        self.background.start("generate", workers.generation_job(checkpoint, req["prompt"], req["max_new_tokens"],
                                                            req["temperature"], req["top_k"], req["top_p"]),
                         lambda text: self.samples.set_busy(False, "done"),
                         lambda msg, field: self.samples.set_busy(False, msg), on_text=self.samples.append_text)
@@ -428,10 +405,8 @@ class MainWindow(QMainWindow):
                     event.ignore()
                     return
             self.worker.request("stop", reason or "the window was closed")
-        self._closing = True
         self._preview_timer.stop()
-        for task in list(self.jobs.values()):
-            task.cancel()
+        self.background.cancel_all()
         self.wait_for_threads()
         self._save_last_config()
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -442,14 +417,7 @@ class MainWindow(QMainWindow):
 
     def wait_for_threads(self, timeout_s: float = 120.0) -> bool:
         """Join every worker thread, letting their last signals through; True when all ended."""
-        deadline = time.monotonic() + timeout_s
-        while self.threads and time.monotonic() < deadline:
-            QApplication.processEvents()
-            for t in list(self.threads):
-                if t.wait(20):
-                    self.threads.pop(t, None)
-        QApplication.processEvents()
-        return not self.threads
+        return self.background.wait(timeout_s)
 
 
 def _about_text() -> str:
