@@ -47,9 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("runs", help="list runs with their step, best validation loss and status")
 
-    e = sub.add_parser("export", help="export weights (safetensors) with config and tokenizer")
-    e.add_argument("source", help="run folder or checkpoint file")
-    e.add_argument("out", help="folder to write model.safetensors, config.toml, tokenizer.json into")
+    e = sub.add_parser("export", help="export a model for Hugging Face tools (default) or natively")
+    e.add_argument("source", help="run folder (its best checkpoint) or checkpoint file")
+    e.add_argument("out", help="folder to write into")
+    e.add_argument("--format", default="hf", choices=("hf", "native"),
+                   help="hf: config.json + model.safetensors + tokenizer.json + model card, for transformers; "
+                        "native: our safetensors + config.toml + tokenizer.json")
     return p
 
 
@@ -201,10 +204,10 @@ def cmd_runs(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from autogpt_gui.engine.export import export_weights
+    from autogpt_gui.engine.export import export_model
 
-    out = export_weights(args.source, args.out)
-    print(f"exported to {out}")
+    out = export_model(args.source, args.out, args.format)
+    print(f"exported to {out} ({args.format})")
     return 0
 
 

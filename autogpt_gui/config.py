@@ -13,6 +13,7 @@ import tomli_w
 import tomllib
 
 from autogpt_gui.errors import ConfigError
+from autogpt_gui.pretrained import pretrained_problems
 
 # name -> (n_layer, n_head, n_embd, block_size); approximate non-embedding parameters in the comment
 PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -24,7 +25,8 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
 }
 
 SOURCES = ("python-docs", "shakespeare", "file", "folder", "jsonl", "task:addition", "task:reversal")
-TOKENIZERS = ("char", "byte", "bpe")
+TOKENIZERS = ("char", "byte", "bpe", "model")
+ACTIVATIONS = ("gelu", "gelu_tanh")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -45,6 +47,10 @@ class ModelConfig:
     dropout: float = 0.0
     bias: bool = False  # nanoGPT's choice: as good, and ~5 % faster on a CPU (benchmarks/throughput.py)
     vocab_size: int = 0
+    init: str = ""  # "": from scratch; else a Hugging Face GPT-2 folder or hub id whose shape and weights we take
+    activation: str = "gelu"  # "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
+    ln_eps: float = 1e-5
+    n_positions: int = 0  # learned positions; 0 means block_size (a pretrained model may have more)
 
     @classmethod
     def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> ModelConfig:
@@ -256,6 +262,19 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         p.append(("model.dropout", "must be at least 0 and below 1 (0.0-0.2 is usual)"))
     if m.vocab_size < 0:
         p.append(("model.vocab_size", "must be 0 (from the tokenizer) or a positive count"))
+    if m.activation not in ACTIVATIONS:
+        p.append(("model.activation", f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}"))
+    if not (math.isfinite(m.ln_eps) and 0 < m.ln_eps < 1):
+        p.append(("model.ln_eps", "must be a small positive number (1e-5 is usual)"))
+    if m.n_positions and m.n_positions < m.block_size:
+        p.append(("model.block_size", f"context ({m.block_size}) must not exceed the model's positions "
+                                      f"({m.n_positions}); try {m.n_positions} or less"))
+    if m.init:
+        p.extend(pretrained_problems(m.init, m.block_size))
+    if (d.tokenizer == "model") != bool(m.init):
+        p.append(("data.tokenizer", "a pretrained model reads text with its own tokenizer: choose 'model'" if m.init
+                  else "'model' is the tokenizer of a pretrained model; choose char, byte or bpe, or a model to "
+                       "start from"))
 
     if d.source not in SOURCES:
         p.append(("data.source", f"unknown source '{d.source}'; choose one of {', '.join(SOURCES)}"))

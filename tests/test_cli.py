@@ -26,7 +26,7 @@ def test_train_list_sample_and_export(tmp_path, capsys):
     sample = capsys.readouterr().out
     assert sample.startswith("def ") and len(sample) > 30
 
-    assert main(["export", str(out), str(tmp_path / "export")]) == 0
+    assert main(["export", str(out), str(tmp_path / "export"), "--format", "native"]) == 0
     from autogpt_gui.engine.export import load_exported
 
     model, tok = load_exported(tmp_path / "export")

@@ -123,3 +123,11 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_in_place_from_the_cli
     assert "starting" in capsys.readouterr().out
     assert run.summary().status == "finished" and load_checkpoint(run.checkpoints_dir / "last.pt")["trainer"]["step"] == 30
     assert [p.name for p in paths.runs_dir().iterdir()] == [run.id]  # in place: no second folder
+
+
+def test_resume_with_a_config_whose_model_differs_from_the_checkpoint_says_so(trained_run, capsys):
+    cfg = trained_run.config().with_overrides(["model.n_embd=64"])
+    cfg.save(trained_run.path / "config.toml")
+    assert cli.main(["resume", str(trained_run.path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "last.pt does not fit this model" in err and "size mismatch" in err and "Traceback" not in err

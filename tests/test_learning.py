@@ -34,7 +34,8 @@ def test_addition_shows_95_percent_held_out_accuracy_in_cli_metrics_runs_and_win
     assert final >= 95.0, lines
 
     (run,) = list_runs(paths.runs_dir())
-    evals = [json.loads(ln) for ln in open(f"{run.path}/metrics.jsonl") if '"eval"' in ln]
+    records = (paths.runs_dir() / run.id / "metrics.jsonl").read_text().splitlines()
+    evals = [json.loads(ln) for ln in records if '"eval"' in ln]
     assert evals[-1]["step"] == 2000 and evals[-1]["accuracy"] == pytest.approx(final / 100, abs=1e-3)
     assert cli.main(["runs"]) == 0
     assert f"{final:.1f}%" in capsys.readouterr().out

@@ -148,25 +148,29 @@ def check_regular_file(path: Path, field: str = "checkpoint") -> None:
         raise CheckpointError(f"{path} is not a regular file (it is {kind}); choose a checkpoint file (.pt)", field)
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load one of our checkpoints without running any code from it, or raise CheckpointError."""
+def load_tensors_safely(path: Path, field: str = "checkpoint", map_location="cpu"):
+    """torch.load with weights_only: tensors and plain data; a pickle that asks to run code is refused."""
     import torch
 
-    path = Path(path)
-    check_regular_file(path)
+    check_regular_file(path, field)
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if found:
             raise CheckpointError(
                 f"{path.name} was refused: it asks to run {found.group(1)}, and loading it could run code on "
-                "this computer. Only tensors and plain data are accepted", "checkpoint") from None
-        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged or another format)",
-                              "checkpoint") from None
+                "this computer. Only tensors and plain data are accepted", field) from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged or another format)", field) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or damaged: "
-                              f"{_first_line(err)})", "checkpoint") from None
+                              f"{_first_line(err)})", field) from None
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load one of our checkpoints without running any code from it, or raise CheckpointError."""
+    path = Path(path)
+    data = load_tensors_safely(path, "checkpoint", map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path.name} is not an autogpt-gui checkpoint", "checkpoint")
     if data.get("version", 0) > VERSION:

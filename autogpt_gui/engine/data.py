@@ -278,8 +278,11 @@ class TokenData:
 
 
 def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progress = _no_progress,
-                   cancelled: Callable[[], bool] = lambda: False) -> TokenData:
-    """Tokenize `source` into the cache (or reuse the cached tokens) and split train / val."""
+                   cancelled: Callable[[], bool] = lambda: False, tokenizer: Tokenizer | None = None) -> TokenData:
+    """Tokenize `source` into the cache (or reuse the cached tokens) and split train / val.
+
+    `tokenizer`: a ready one (a pretrained model's own); otherwise data_cfg.tokenizer is trained on the text.
+    """
     hasher, n_chars, size = hashlib.sha256(), 0, max(1, source.size())
     done, has_text = 0, False
     for chunk in source.text_chunks():
@@ -296,6 +299,8 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
     key_parts = [hasher.hexdigest(), data_cfg.tokenizer, str(data_cfg.val_fraction)]
     if data_cfg.tokenizer == "bpe":
         key_parts.append(str(data_cfg.bpe_vocab_size))
+    if tokenizer is not None:
+        key_parts.append(hashlib.sha256(tokenizer.to_json().encode()).hexdigest())
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:24]
     folder = cache_root / key
     if (folder / "meta.json").exists():
@@ -304,8 +309,9 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
         except (OSError, ValueError, DataError):
             shutil.rmtree(folder, ignore_errors=True)  # a damaged cache is rebuilt, not trusted
 
-    progress("training tokenizer", 0.0)
-    tokenizer = train_tokenizer(data_cfg.tokenizer, source.text_chunks, data_cfg.bpe_vocab_size)
+    if tokenizer is None:
+        progress("training tokenizer", 0.0)
+        tokenizer = train_tokenizer(data_cfg.tokenizer, source.text_chunks, data_cfg.bpe_vocab_size)
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
     val_chars = source.val_chars() if isinstance(source, TaskSource) else int(n_chars * data_cfg.val_fraction)
     cut = n_chars - val_chars

@@ -1,4 +1,8 @@
-"""Export a trained model as safetensors weights with its config and tokenizer beside them."""
+"""Export a trained model: for Hugging Face tools (transformers, vLLM, llama.cpp's converter), or natively.
+
+`hf` writes what `transformers.AutoModelForCausalLM.from_pretrained` loads with no code of ours, and a
+model card; `native` writes our own safetensors + config + tokenizer.
+"""
 from __future__ import annotations
 
 import json
@@ -7,9 +11,71 @@ from pathlib import Path
 
 from autogpt_gui.errors import CheckpointError
 
+FORMATS = ("hf", "native")
+
+
+def export_model(source: str | Path, out: str | Path, fmt: str = "hf") -> Path:
+    """Export a checkpoint file or a run folder's best checkpoint into out, as `fmt` (hf or native)."""
+    if fmt == "native":
+        return export_weights(source, out)
+    if fmt != "hf":
+        raise CheckpointError(f"unknown export format '{fmt}'; choose {' or '.join(FORMATS)}", "--format")
+    from autogpt_gui.engine.hf import export_hf
+    from autogpt_gui.engine.inference import load_trained
+
+    model, tokenizer, cfg, counters = load_trained(source)
+    return export_hf(model, tokenizer, out, model_card(cfg, counters, Path(counters["checkpoint"])))
+
+
+def model_card(cfg, counters: dict, checkpoint: Path) -> str:
+    """README.md for an export: what the model is, how it was trained, how to load it."""
+    from autogpt_gui.engine.runs import Run
+
+    run = Run(checkpoint.parent.parent)
+    steps, _ = run.read_metrics()
+    step = int(counters.get("step", 0))
+    train_loss = next((s["loss"] for s in reversed(steps) if s["step"] <= step), None)
+    best, last = counters.get("best_val_loss"), counters.get("last_val_loss")
+    fmt = lambda v: "-" if v is None or v != v or v == float("inf") else f"{v:.4f}"  # noqa: E731
+    name = cfg.name or run.id
+    base = cfg.model.init or "none: trained from scratch"
+    return f"""---
+library_name: transformers
+tags: [gpt2, autogpt-gui]
+---
+# {name}
+
+A GPT-2-architecture language model trained with autogpt-gui.
+
+| | |
+|---|---|
+| base model | {base} |
+| data | {cfg.data.source}{' ' + cfg.data.path if cfg.data.path else ''} (tokenizer: {cfg.data.tokenizer}) |
+| steps | {step:,} |
+| tokens seen | {int(counters.get("tokens_seen", 0)):,} |
+| train loss (last logged) | {fmt(train_loss)} |
+| validation loss (last / best) | {fmt(last)} / {fmt(best)} |
+| shape | {cfg.model.n_layer if not cfg.model.init else 'from the base'} layers; context {cfg.model.block_size} |
+
+## Load it
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+ids = tokenizer("Hello", return_tensors="pt").input_ids
+print(tokenizer.decode(model.generate(ids, max_new_tokens=50, do_sample=True)[0]))
+```
+
+## The full configuration
+
+```toml
+{cfg.to_toml()}```
+"""
+
 
 def export_weights(source: str | Path, out: str | Path) -> Path:
-    """Write model.safetensors, model_config.json, config.toml and tokenizer.json into out."""
+    """Native: write model.safetensors, model_config.json, config.toml and tokenizer.json into out."""
     from safetensors.torch import save_model
 
     from autogpt_gui.engine.inference import load_model

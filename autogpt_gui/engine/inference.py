@@ -54,17 +54,12 @@ def checked_model_config(state: dict, name: str, memory_limit: int | None = None
     problems = []
     if len(layers) != cfg.n_layer:
         problems.append(f"it claims {cfg.n_layer} layers but holds weights for {len(layers)}")
-    for key, want in (("wte.weight", (cfg.vocab_size, cfg.n_embd)), ("wpe.weight", (cfg.block_size, cfg.n_embd))):
+    for key, want in (("wte.weight", (cfg.vocab_size, cfg.n_embd)), ("wpe.weight", (cfg.n_positions or cfg.block_size, cfg.n_embd))):
         got = tuple(tensors[key].shape) if key in tensors else None
         if got != want:
             problems.append(f"{key} is {got} where the shape needs {want}")
-    if not problems:  # the counts are bounded by the file now: compare every tensor with a model on no memory
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in AutoGPTModel(cfg).state_dict().items()}
-        for key in sorted(set(expected) | set(tensors)):
-            got = tuple(tensors[key].shape) if key in tensors else None
-            if got != expected.get(key):
-                problems.append(f"{key} is {got} where the shape needs {expected.get(key)}")
+    # Layers, width, vocabulary and positions now agree with the file, so a model of this shape is no
+    # bigger than the tensors stored: building it is safe, and a strict load reports any other mismatch.
     if problems:
         raise CheckpointError(f"{name} does not match its own model shape ({_shape(cfg)}): "
                               + "; ".join(problems[:3]), "checkpoint")
@@ -76,6 +71,13 @@ def checked_model_config(state: dict, name: str, memory_limit: int | None = None
     return cfg
 
 
+def mismatch_error(err: RuntimeError, name: str, cfg: ModelConfig) -> CheckpointError:
+    """torch's page of missing and unexpected keys as one sentence naming the checkpoint."""
+    lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()] or [str(err)]
+    return CheckpointError(f"{name} does not fit this model ({_shape(cfg)}): " + "; ".join(lines[:2])[:400],
+                           "checkpoint")
+
+
 def _shape(cfg: ModelConfig) -> str:
     return (f"{cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size}, "
             f"vocabulary {cfg.vocab_size}")
@@ -83,6 +85,12 @@ def _shape(cfg: ModelConfig) -> str:
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tokenizer, RunConfig]:
     """Model, tokenizer and config from a checkpoint file or a run folder (its best, else last)."""
+    model, tokenizer, run_cfg, _ = load_trained(path, device)
+    return model, tokenizer, run_cfg
+
+
+def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tokenizer, RunConfig, dict]:
+    """load_model's three, and the trainer's counters at that checkpoint (step, tokens seen, losses)."""
     path = checkpoint_file(path)
     state = load_checkpoint(path, map_location="cpu")
     cfg = checked_model_config(state, path.name)
@@ -92,8 +100,13 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tok
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path.name} lacks what sampling needs ({err})", "checkpoint") from None
     model = AutoGPTModel(cfg)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), tokenizer, run_cfg
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise mismatch_error(err, path.name, cfg) from None
+    trainer = state.get("trainer")
+    counters: dict = trainer if isinstance(trainer, dict) else {}
+    return model.to(device).eval(), tokenizer, run_cfg, {**counters, "checkpoint": str(path)}
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:

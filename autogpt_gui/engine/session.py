@@ -17,14 +17,15 @@ from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
 from autogpt_gui.engine.checkpoint import load_checkpoint
 from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
-from autogpt_gui.engine.inference import checked_model_config, generate_text
+from autogpt_gui.engine.hf import imported_shape, load_pretrained, load_weights
+from autogpt_gui.engine.inference import checked_model_config, generate_text, mismatch_error
 from autogpt_gui.engine.loaders import EpochLoader, EvalLoader, RandomWindowLoader
 from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
 from autogpt_gui.engine.precision import device_memory, pick_device
 from autogpt_gui.engine.runs import Run
 from autogpt_gui.engine.schedules import make_schedule
 from autogpt_gui.engine.tasks import held_out, task_accuracy, worked_examples
-from autogpt_gui.engine.tokenizers import Tokenizer
+from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.engine.trainer import Trainer
 from autogpt_gui.errors import CheckpointError, ConfigError, DataError
 from autogpt_gui.estimates import memory_problems
@@ -52,10 +53,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_data(cfg: RunConfig, progress=None, cancelled=None) -> TokenData:
+def prepare_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: Tokenizer | None = None) -> TokenData:
     """Tokenize (or reuse cached tokens of) the configured source and check it fits the context."""
     data = prepare_tokens(make_source(cfg.data), cfg.data, paths.cache_dir(),
-                          progress or (lambda phase, f: None), cancelled or (lambda: False))
+                          progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
     check_lengths(data, cfg.model.block_size)
     return data
 
@@ -124,16 +125,26 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
     check(cfg)
     state = load_checkpoint(resume_from) if resume_from else None
     device = pick_device(cfg.train.device)
-    check_memory(cfg, device)
-    if state is not None and resume_from is not None:
-        checked_model_config(state, Path(resume_from).name)
-    data = prepare_data(cfg, progress, cancelled)
+    saved_shape = checked_model_config(state, Path(resume_from).name) if state is not None and resume_from else None
+    shape, weights, tokenizer = None, None, None
+    if cfg.model.init:  # a pretrained GPT-2: its shape and tokenizer (from the checkpoint when resuming)
+        if saved_shape is not None and state is not None:
+            shape, tokenizer = saved_shape, tokenizer_from_json(state["tokenizer"])
+        else:
+            pre = load_pretrained(cfg.model.init, weights=False)
+            shape, tokenizer = imported_shape(pre, cfg.model), pre.tokenizer
+    check_memory(replace(cfg, model=shape) if shape else cfg, device)
+    if cfg.model.init and state is None:
+        weights = load_weights(pre)
+    data = prepare_data(cfg, progress, cancelled, tokenizer)
     if state is not None and state.get("tokenizer") and \
             json.loads(state["tokenizer"]) != json.loads(data.tokenizer.to_json()):
         raise CheckpointError("the data's tokenizer differs from the one this checkpoint was trained with "
                               "(was the source file changed?); restore the original data to resume", "data.path")
     seed_everything(cfg.train.seed)
-    model = AutoGPTModel(model_config(cfg, data.tokenizer.vocab_size))
+    model = AutoGPTModel(shape or model_config(cfg, data.tokenizer.vocab_size))
+    if weights is not None:
+        model.load_state_dict(weights)
     model.to(device)
     optimizer = build_optimizer(model, cfg, device)
     t = cfg.train
@@ -155,5 +166,8 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
         run.attach(trainer)
         data.tokenizer.save(run.path / "tokenizer.json")
     if state is not None:
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except RuntimeError as err:  # the configuration's model and the checkpoint's differ
+            raise mismatch_error(err, Path(resume_from or "").name, model.config) from None
     return Session(cfg, run, data, model, optimizer, trainer)

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -27,7 +28,7 @@ class CheckpointsPanel(QWidget):
 
     save_requested = Signal()
     resume_requested = Signal(str)  # checkpoint path
-    export_requested = Signal(str)
+    export_requested = Signal(str, str)  # checkpoint path, format ("hf" or "native")
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -41,17 +42,24 @@ class CheckpointsPanel(QWidget):
         self.resume_btn.setToolTip("Continue training from the selected checkpoint, exactly where it was")
         self.open_btn = QPushButton("Open folder")
         self.open_btn.setToolTip("Show the checkpoint files in your file manager")
-        self.export_btn = QPushButton("Export weights…")
-        self.export_btn.setToolTip("Write model.safetensors with config.toml and tokenizer.json beside it")
+        self.export_btn = QPushButton("Export…")
+        self.export_btn.setToolTip("Write a folder that Hugging Face tools load (transformers, vLLM, llama.cpp's "
+                                   "converter), or our own safetensors + config + tokenizer")
+        self.export_format = QComboBox()
+        self.export_format.addItem("for Hugging Face", "hf")
+        self.export_format.addItem("native", "native")
+        self.export_format.setToolTip("hf: config.json, model.safetensors, tokenizer.json and a model card; "
+                                      "native: what this app reads back")
         self.delete_btn = QPushButton("Delete")
         self.delete_btn.setToolTip("Delete the selected checkpoint file (asks first)")
         self.save_btn.clicked.connect(self.save_requested)
         self.resume_btn.clicked.connect(lambda: self.selected() and self.resume_requested.emit(self.selected()))
-        self.export_btn.clicked.connect(lambda: self.selected() and self.export_requested.emit(self.selected()))
+        self.export_btn.clicked.connect(lambda: self.selected() and self.export_requested.emit(
+            self.selected(), self.export_format.currentData()))
         self.open_btn.clicked.connect(self._open_folder)
         self.delete_btn.clicked.connect(self._delete)
         row = QHBoxLayout()
-        for b in (self.save_btn, self.resume_btn, self.open_btn, self.export_btn, self.delete_btn):
+        for b in (self.save_btn, self.resume_btn, self.open_btn, self.export_btn, self.export_format, self.delete_btn):
             row.addWidget(b)
         row.addStretch(1)
         layout = QVBoxLayout(self)

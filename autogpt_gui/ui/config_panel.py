@@ -5,6 +5,9 @@ engine's own validation message.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,7 +36,9 @@ from autogpt_gui.config import (
     apply_preset,
     set_field,
 )
+from autogpt_gui.errors import ConfigError
 from autogpt_gui.estimates import estimate, human_bytes, human_count, memory_problems, system_memory
+from autogpt_gui.pretrained import read_config, shape_of
 
 SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("shakespeare", "Built-in: Tiny Shakespeare"),
                  ("task:addition", "Task: addition (a+b=c)"),
@@ -43,6 +48,9 @@ SOURCE_LABELS = [("python-docs", "Built-in: Python documentation"), ("shakespear
 # (key, label, kind, options, tooltip); kind: int, float, sci, bool, choice, text, path
 SECTIONS = {
     "Model": [
+        ("model.init", "Start from", "path", None, "Empty: a new model, from scratch. Or a pretrained GPT-2 to "
+         "fine-tune: a Hugging Face folder (config.json + model.safetensors) or a hub id such as gpt2, "
+         "distilgpt2, gpt2-medium (downloaded once, where there is internet). Its shape and tokenizer come with it."),
         ("model.preset", "Size preset", "choice", [*PRESETS, "custom"],
          "A ready-made model size; choosing one fills in layers, heads, width and context."),
         ("model.n_layer", "Layers", "int", (1, 96), "Transformer blocks stacked on each other: more learns more, slower."),
@@ -182,7 +190,9 @@ class ConfigPanel(QScrollArea):
             w.line.editingFinished.connect(lambda k=key: self._edited(k))
             browse = QPushButton("Browse…")
             browse.setObjectName("browse")
-            browse.clicked.connect(self._browse)
+            browse.clicked.connect(lambda _=False, k=key: self._browse(k))
+            if key == "model.init":
+                w.line.setPlaceholderText("scratch (empty), a model folder, or a hub id")
             h.addWidget(w.line, 1)
             h.addWidget(browse)
         else:  # sci and text: free text, parsed on read
@@ -191,7 +201,13 @@ class ConfigPanel(QScrollArea):
         w.setObjectName(key)
         return w
 
-    def _browse(self) -> None:
+    def _browse(self, key: str = "data.path") -> None:
+        if key == "model.init":
+            path = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face GPT-2 folder (with config.json)")
+            if path:
+                self.editors[key].line.setText(path)
+                self._edited(key)
+            return
         source = self.editors["data.source"].currentData()
         if source == "folder":
             path = QFileDialog.getExistingDirectory(self, "Choose a folder of text files")
@@ -295,6 +311,8 @@ class ConfigPanel(QScrollArea):
                 self.set_config(cfg)
             else:
                 setattr(cfg, section, set_field(getattr(cfg, section), section, name, value))
+                if key == "model.init":
+                    self._take_pretrained(cfg)
                 if section == "model" and name in ("n_layer", "n_head", "n_embd", "block_size"):
                     self._loading = True
                     cfg.model.preset = "custom"
@@ -318,8 +336,31 @@ class ConfigPanel(QScrollArea):
                                      "the chosen device", self._vocab)
         return found
 
+    def _take_pretrained(self, cfg) -> None:
+        """A pretrained model fixes the shape and the tokenizer: show its values in the form, locked."""
+        shape: dict = {}
+        folder = Path(cfg.model.init).expanduser()
+        if cfg.model.init and folder.is_dir():
+            try:
+                shape = shape_of(read_config(folder), folder.name)
+            except ConfigError:
+                shape = {}  # validate() marks the field with what is wrong
+        if cfg.model.init:
+            cfg.model = replace(cfg.model, preset="custom", **shape)
+            cfg.data = replace(cfg.data, tokenizer="model")
+            cfg.model.block_size = min(cfg.model.block_size, shape.get("n_positions", cfg.model.block_size))
+        else:
+            cfg.model = replace(cfg.model, n_positions=0, vocab_size=0, activation="gelu", ln_eps=1e-5)
+            if cfg.data.tokenizer == "model":
+                cfg.data = replace(cfg.data, tokenizer="char")
+        self.set_config(cfg)
+
     def _refresh(self) -> None:
         cfg = self._cfg
+        pretrained = bool(cfg.model.init)
+        for key in ("model.preset", "model.n_layer", "model.n_head", "model.n_embd", "model.bias",
+                    "data.tokenizer"):
+            self.editors[key].setEnabled(not pretrained)
         source = cfg.data.source
         for key in ("data.path",):
             self.editors[key].setEnabled(source in ("file", "folder", "jsonl"))

@@ -57,12 +57,19 @@ class Jobs:
             task.cancel()
 
     def wait(self, timeout_s: float = 120.0) -> bool:
-        """Join every thread, letting their last signals through; True when all ended."""
+        """Join every thread, letting their last signals through; True when all ended.
+
+        Events are processed before each look, and the answer is only "done" once processing them started
+        nothing new: a job queued a moment ago (the device probe of a new window) is joined too.
+        """
         deadline = time.monotonic() + timeout_s
-        while self.threads and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             QApplication.processEvents()
             for t in list(self.threads):
                 if t.wait(20):
                     self.threads.pop(t, None)
-        QApplication.processEvents()
+            if not self.threads:
+                QApplication.processEvents()
+                if not self.threads:
+                    return True
         return not self.threads

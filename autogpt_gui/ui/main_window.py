@@ -315,11 +315,12 @@ class MainWindow(QMainWindow):
         for s in run.read_samples():
             self.samples.add_sample(s)
 
-    def export_checkpoint(self, checkpoint: str) -> None:
-        out = QFileDialog.getExistingDirectory(self, "Export weights into folder")
+    def export_checkpoint(self, checkpoint: str, fmt: str = "hf") -> None:
+        out = QFileDialog.getExistingDirectory(self, "Export the model into folder")
         if out:
-            self.background.start("export", workers.export_job(checkpoint, out),
-                            lambda p: self.controls.show_message(f"Exported weights, config and tokenizer to {p}"))
+            what = "a Hugging Face model folder" if fmt == "hf" else "weights, config and tokenizer"
+            self.background.start("export", workers.export_job(checkpoint, out, fmt),
+                                  lambda p: self.controls.show_message(f"Exported {what} to {p}"))
 
     def generate(self, req: dict) -> None:
         self.samples.set_busy(True, "generating…")

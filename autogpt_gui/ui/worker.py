@@ -304,10 +304,12 @@ def devices_job(task: Task) -> list[tuple[str, str]]:
     return list_devices()
 
 
-def export_job(source: str, out: str):
-    def job(task: Task) -> str:
-        from autogpt_gui.engine.export import export_weights
+def export_job(source: str, out: str, fmt: str = "hf"):
+    """A Task function: export a checkpoint (or a run's best) as fmt, "hf" or "native"."""
 
-        return str(export_weights(source, out))
+    def job(task: Task) -> str:
+        from autogpt_gui.engine.export import export_model
+
+        return str(export_model(source, out, fmt))
 
     return job
