@@ -186,6 +186,20 @@ def test_the_window_takes_a_pretrained_folder_locks_its_shape_trains_and_exports
     assert not panel.editors["model.n_layer"].isEnabled() and not panel.editors["data.tokenizer"].isEnabled()
     assert panel.config().data.tokenizer == "model" and w.controls.start.isEnabled(), w.controls.why.text()
 
+    # the playground speaks with the imported model before any training, as transformers' greedy decoding would
+    s = w.samples
+    s.source.setCurrentIndex(s.source.findData("base"))
+    s.prompt.setPlainText("To be")
+    s.temperature.setValue(0.0)
+    s.max_tokens.setValue(12)
+    qtbot.mouseClick(s.generate, Qt.LeftButton)
+    qtbot.waitUntil(lambda: s.generate.isEnabled(), timeout=30_000)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tiny_gpt2)
+    prompt = hf_tok("To be", return_tensors="pt").input_ids
+    want = hf_tok.decode(_hf(tiny_gpt2).generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False,
+                                                 pad_token_id=0, eos_token_id=None)[0])
+    assert s.output.toPlainText() == want
+
     qtbot.mouseClick(w.controls.start, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.worker is None and "Finished at step 20" in w.controls.status.text(), timeout=60_000)
     out = tmp_path / "hf-export"
@@ -196,3 +210,15 @@ def test_the_window_takes_a_pretrained_folder_locks_its_shape_trains_and_exports
     qtbot.waitUntil(lambda: "Exported a Hugging Face model folder" in w.controls.status.text(), timeout=30_000)
     _assert_transformers_matches(w.run_path + "/checkpoints/last.pt", out, "To be, or not to be")
     assert w.wait_for_threads(30)
+
+
+def test_weights_that_disagree_with_config_json_are_refused(tmp_path, tiny_gpt2, capsys):
+    import shutil
+
+    folder = tmp_path / "mismatched"
+    shutil.copytree(tiny_gpt2, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "n_embd": 32}))
+    code = cli.main(["train", "--set", f"model.init='{folder}'", *[a for s in IMPORT for a in ("--set", s)]])
+    err = capsys.readouterr().err
+    assert code == 1 and "model.init: the weights do not match config.json: wte.weight is" in err, err

@@ -165,9 +165,7 @@ def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_p
             continue
         assert proc.returncode == 130, err
         landed.append(load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"])
-        done = subprocess.run([sys.executable, "-m", "autogpt_gui", "resume", str(run), "--quiet"], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+        assert cli.main(["resume", str(run), "--quiet"]) == 0  # in this process: the interrupt was the point
         assert_same_training_state(run / "checkpoints" / "last.pt", straight_run)
     assert len(landed) >= 6, landed  # most trials really were interrupted mid-run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ from autogpt_gui.engine.model import AutoGPTModel
 from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.errors import CheckpointError
 from autogpt_gui.estimates import human_bytes, system_memory
+from autogpt_gui.pretrained import is_hub_id
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
@@ -90,7 +91,12 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tok
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, Tokenizer, RunConfig, dict]:
-    """load_model's three, and the trainer's counters at that checkpoint (step, tokens seen, losses)."""
+    """load_model's three, and the trainer's counters at that checkpoint (step, tokens seen, losses).
+
+    A Hugging Face GPT-2 folder or hub id loads too, as it is before any training (the playground's base).
+    """
+    if _is_pretrained(path):
+        return _pretrained(str(path), device)
     path = checkpoint_file(path)
     state = load_checkpoint(path, map_location="cpu")
     cfg = checked_model_config(state, path.name)
@@ -107,6 +113,23 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, T
     trainer = state.get("trainer")
     counters: dict = trainer if isinstance(trainer, dict) else {}
     return model.to(device).eval(), tokenizer, run_cfg, {**counters, "checkpoint": str(path)}
+
+
+def _is_pretrained(path: str | Path) -> bool:
+    p = Path(path).expanduser()
+    return (p.is_dir() and (p / "config.json").is_file() and not (p / "checkpoints").is_dir()) or \
+        is_hub_id(str(path))
+
+
+def _pretrained(init: str, device: str) -> tuple[AutoGPTModel, Tokenizer, RunConfig, dict]:
+    from autogpt_gui.engine.hf import load_pretrained
+
+    pre = load_pretrained(init)
+    shape = replace(pre.shape, block_size=pre.shape.n_positions)
+    model = AutoGPTModel(shape)
+    model.load_state_dict(pre.state)
+    run_cfg = RunConfig(name=pre.folder.name, model=shape, data=replace(RunConfig().data, tokenizer="model"))
+    return model.to(device).eval(), pre.tokenizer, run_cfg, {}
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:

@@ -328,6 +328,11 @@ class MainWindow(QMainWindow):
             self.worker.generate(req["prompt"], req["max_new_tokens"], req["temperature"], req["top_k"], req["top_p"])
             return
         checkpoint = req.get("checkpoint") if req["source"] == "file" else None
+        if req["source"] == "base":
+            checkpoint = self.config_panel.config().model.init or None
+            if checkpoint is None:
+                self.samples.set_busy(False, "Choose a pretrained model in 'Start from' (Model group) first.")
+                return
         if checkpoint is None and self.run_path:
             checkpoint = self.run_path
         if checkpoint is None:

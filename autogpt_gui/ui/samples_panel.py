@@ -54,9 +54,11 @@ class SamplesPanel(QWidget):
                            "much probability.", step=0.05)
         self.max_tokens = _spin(QSpinBox, 1, 100000, 300, "How many new tokens to generate.")
         self.source = QComboBox()
-        self.source.setToolTip("Generate from the model being trained (between steps) or from a saved checkpoint.")
+        self.source.setToolTip("Generate from the model being trained (between steps), from a saved checkpoint, "
+                               "or from the pretrained model of 'Start from' as it was before fine-tuning.")
         self.source.addItem("Live model (while training)", "live")
         self.source.addItem("A checkpoint file…", "file")
+        self.source.addItem("The pretrained model it starts from", "base")
         self.generate = QPushButton("Generate")
         self.generate.setToolTip("Generate text from the prompt (Ctrl+G)")
         self.generate.setShortcut("Ctrl+G")
