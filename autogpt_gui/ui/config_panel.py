@@ -192,7 +192,7 @@ class ConfigPanel(QScrollArea):
             browse.setObjectName("browse")
             browse.clicked.connect(lambda _=False, k=key: self._browse(k))
             if key == "model.init":
-                w.line.setPlaceholderText("scratch (empty), a model folder, or a hub id")
+                w.line.setPlaceholderText("from scratch")
             h.addWidget(w.line, 1)
             h.addWidget(browse)
         else:  # sci and text: free text, parsed on read
