@@ -133,6 +133,7 @@ def cmd_resume(args) -> int:
                            f"Start it again in place, with the same configuration: "
                            f"autogpt-gui resume {run.path} --restart", "run")
     cfg = run.config().with_overrides(args.set)
+    run.lock.acquire()  # before anything in the folder changes: a second trainer is refused here
     if args.set:
         cfg.save(run.path / "config.toml")
     if ckpt is None:

@@ -339,3 +339,30 @@ def test_a_task_run_draws_its_held_out_accuracy_live(qtbot, window):
     assert all(0 <= v <= 100 for v in w.charts.acc_curve.yData)
     assert "held-out examples:" in w.samples.history.toPlainText()
     assert w.runs.table.horizontalHeaderItem(4).text() == "Accuracy" and w.runs.table.item(0, 4).text().endswith("%")
+
+
+def test_resuming_a_run_that_another_process_trains_is_refused_in_the_window(qtbot, user_home):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    run = _engine_run(20)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    make_app()
+    w = MainWindow()
+    w.show()
+    try:
+        lock = {"host": socket.gethostname(), "pid": other.pid, "since": 0}
+        (run.path / "lock").write_text(json.dumps(lock))
+        status_before = (run.path / "status.json").read_text()
+        w.resume_from(str(run.checkpoints_dir / "last.pt"))
+        qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+        assert w.error_banner.isVisible() and f"being trained by process {other.pid}" in w.error_banner.label.text()
+        assert (run.path / "status.json").read_text() == status_before and json.loads(
+            (run.path / "lock").read_text())["pid"] == other.pid
+    finally:
+        other.kill()
+        other.wait()
+        assert w.wait_for_threads(60)
+        w.close()

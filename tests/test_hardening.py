@@ -131,3 +131,31 @@ def test_resume_with_a_config_whose_model_differs_from_the_checkpoint_says_so(tr
     assert cli.main(["resume", str(trained_run.path), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "last.pt does not fit this model" in err and "size mismatch" in err and "Traceback" not in err
+
+
+def _lock_as(run: Run, pid: int, host: str | None = None) -> None:
+    import socket
+
+    (run.path / "lock").write_text(json.dumps({"host": host or socket.gethostname(), "pid": pid, "since": 0}))
+
+
+def test_a_second_trainer_on_a_run_being_trained_is_refused_naming_pid_and_host(trained_run, capsys):
+    import socket
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock_as(trained_run, other.pid)
+        config_before = (trained_run.path / "config.toml").read_text()
+        assert cli.main(["resume", str(trained_run.path), "--set", "train.max_steps=30", "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert f"being trained by process {other.pid} on {socket.gethostname()}" in err
+        assert (trained_run.path / "config.toml").read_text() == config_before  # nothing in the folder changed
+        _lock_as(trained_run, 4242, host="gpu-node-7")  # another machine's writer (a shared file system)
+        assert cli.main(["resume", str(trained_run.path), "--quiet"]) == 1
+        assert "process 4242 on gpu-node-7" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    _lock_as(trained_run, other.pid)  # its writer is dead now: the lock is stale and taken over
+    assert cli.main(["resume", str(trained_run.path), "--set", "train.max_steps=24", "--quiet"]) == 0
+    assert not (trained_run.path / "lock").exists()  # released when the run ended

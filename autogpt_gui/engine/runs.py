@@ -11,6 +11,8 @@ from pathlib import Path
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.engine.checkpoint import CheckpointFolder, check_regular_file, pid_alive, remove_stale_temp_files
+from autogpt_gui.engine.control import RunLock
+from autogpt_gui.engine.events import ENDED
 from autogpt_gui.errors import AutoGPTError
 
 LIVE = ("idle", "running", "pausing", "paused", "stopping")  # states of a run whose process is at work
@@ -39,6 +41,7 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.checkpoints_dir = self.path / "checkpoints"
+        self.lock = RunLock(self.path)
 
     @classmethod
     def create(cls, cfg: RunConfig, root: Path) -> Run:
@@ -156,6 +159,8 @@ class Run:
         def on_state(s):
             flush()
             status(s.state, s.reason)
+            if s.state in ENDED:
+                self.lock.release()
 
         for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
                           ("checkpoint", on_checkpoint), ("state", on_state)):

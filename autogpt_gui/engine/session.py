@@ -121,8 +121,23 @@ def make_scorer(tokenizer: Tokenizer, cfg: RunConfig) -> Callable | None:
 
 def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Path | None = None,
                   progress=None, cancelled=None) -> Session:
-    """Validate, prepare data and build model, optimizer and Trainer; restore a checkpoint if given."""
+    """Validate, prepare data and build model, optimizer and Trainer; restore a checkpoint if given.
+
+    A run folder is locked for this process first (a second trainer is refused, naming the first); the
+    lock goes when the run ends, or here if building fails.
+    """
     check(cfg)
+    if run is None:
+        return _build(cfg, None, resume_from, progress, cancelled)
+    run.lock.acquire()
+    try:
+        return _build(cfg, run, resume_from, progress, cancelled)
+    except BaseException:
+        run.lock.release()
+        raise
+
+
+def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) -> Session:
     state = load_checkpoint(resume_from) if resume_from else None
     device = pick_device(cfg.train.device)
     saved_shape = checked_model_config(state, Path(resume_from).name) if state is not None and resume_from else None

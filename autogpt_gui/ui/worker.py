@@ -88,6 +88,7 @@ class TrainingWorker(QObject):
         super().__init__()
         self.cfg, self.run_path, self.resume_from = cfg, run_path, resume_from
         self.trainer = None
+        self.run_folder = None  # the Run once there is one (not `self.run`: that is the thread's slot)
         self._cancel = threading.Event()
         self._stop_reason: str | None = None
         self._lock = threading.Lock()
@@ -131,8 +132,14 @@ class TrainingWorker(QObject):
             message, field = _describe(err)
             self.errored.emit(message, field)
             info = {**info, "reason": message, "step": self.trainer.step if self.trainer else 0}
-            self._mark_failed(message)
+            from autogpt_gui.engine.control import RunLocked
+
+            if not isinstance(err, RunLocked):  # a locked run is another process's to write
+                self._mark_failed(message)
         finally:
+            run = self.run_folder
+            if run is not None:
+                run.lock.release()  # the run has ended (or never started): the folder is free again
             self._flush()
             self.finished.emit(info)
             self.done.emit()
@@ -144,7 +151,8 @@ class TrainingWorker(QObject):
 
         run = Run(self.run_path) if self.run_path else Run.create(self.cfg, paths.runs_dir())
         self.run_path = str(run.path)
-        self.run = run
+        run.lock.acquire()  # refused, naming the holder, if another process trains this run
+        self.run_folder = run
         if self.run_path and self.resume_from:
             self.cfg.save(run.path / "config.toml")
         session = build_session(self.cfg, run, self.resume_from, progress=self.data_progressed.emit,
@@ -170,7 +178,7 @@ class TrainingWorker(QObject):
         return {**asdict(result), "run_path": self.run_path}
 
     def _mark_failed(self, message: str) -> None:
-        run = getattr(self, "run", None)
+        run = self.run_folder
         if run is not None:
             tr = self.trainer
             if tr is not None and tr.state == "failed":
