@@ -159,3 +159,29 @@ def test_a_second_trainer_on_a_run_being_trained_is_refused_naming_pid_and_host(
     _lock_as(trained_run, other.pid)  # its writer is dead now: the lock is stale and taken over
     assert cli.main(["resume", str(trained_run.path), "--set", "train.max_steps=24", "--quiet"]) == 0
     assert not (trained_run.path / "lock").exists()  # released when the run ended
+
+
+def test_steps_reach_metrics_jsonl_within_a_second(tiny_config):
+    cfg = tiny_config("train.max_steps=12", "train.eval_interval=1000", "train.checkpoint_interval=0")
+    run = Run.create(cfg, paths.runs_dir())
+    session = build_session(cfg, run)
+    seen = {}
+
+    def on_step(m):
+        if m.step == 5:
+            time.sleep(1.1)  # a slow step: whatever was logged must be on disk by the next one
+        if m.step == 6:
+            seen["lines"] = (run.path / "metrics.jsonl").read_text().count('"type": "step"')
+
+    session.trainer.on("step", on_step)
+    session.trainer.train()
+    assert seen["lines"] == 6  # far fewer than the 200-line batches, long before an evaluation
+
+
+def test_a_run_on_another_machine_reads_running_elsewhere_not_interrupted(trained_run, capsys):
+    status = json.loads((trained_run.path / "status.json").read_text())
+    status.update(status="running", host="gpu-node-7", pid=4242)
+    (trained_run.path / "status.json").write_text(json.dumps(status))
+    assert trained_run.summary().status == "running elsewhere"
+    assert cli.main(["runs"]) == 0
+    assert "running elsewhere" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from autogpt_gui.engine.events import ENDED
 from autogpt_gui.errors import AutoGPTError
 
 LIVE = ("idle", "running", "pausing", "paused", "stopping")  # states of a run whose process is at work
+FLUSH_SECONDS = 1.0  # a step reaches metrics.jsonl within this long, for anyone following the folder
 
 
 @dataclass
@@ -29,7 +31,7 @@ class RunSummary:
     step: int
     max_steps: int | None
     best_val_loss: float | None
-    status: str  # a state of engine.events.STATES, "interrupted" (its process died) or "new"
+    status: str  # a state of engine.events.STATES, "interrupted" (its process died), "running elsewhere" or "new"
     reason: str = ""
     precision: str | None = None
     accuracy: float | None = None  # held-out exact match at the last evaluation (task data)
@@ -78,7 +80,7 @@ class Run:
     def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "",
                      precision: str | None = None, accuracy: float | None = None) -> None:
         """status.json, replaced atomically (a temp file per writer, then a rename)."""
-        data = {"status": status, "pid": os.getpid(), "step": step, "max_steps": max_steps,
+        data = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "step": step, "max_steps": max_steps,
                 "best_val_loss": best, "reason": reason, "precision": precision, "accuracy": accuracy,
                 "updated": time.time()}
         tmp = self.path / f".status.json.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -90,7 +92,9 @@ class Run:
         self.remove_stale_files()
         st = self.read_status()
         status = st.get("status", "new")
-        if status in LIVE and not pid_alive(st.get("pid")):
+        if status in LIVE and st.get("host", socket.gethostname()) != socket.gethostname():
+            status = "running elsewhere"  # another machine's process: its pid means nothing here
+        elif status in LIVE and not pid_alive(st.get("pid")):
             status = "interrupted"
         try:
             name = self.config().name or self.id
@@ -117,13 +121,17 @@ class Run:
     # ---- recording a trainer -------------------------------------------------------------
     def attach(self, trainer) -> None:
         """Append the trainer's steps, evals and samples to this folder; keep status.json current."""
-        pending: list[str] = []  # step lines, written in batches: no file is held open between them
+        pending: list[str] = []  # step lines, written at least once a second: no file is held open between
+        guard = threading.Lock()  # state changes announced from the GUI thread flush too
+        flushed = [time.monotonic()]
 
         def flush():
-            if pending:
-                with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                    fh.writelines(pending)
-                pending.clear()
+            with guard:
+                flushed[0] = time.monotonic()
+                if pending:
+                    with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                        fh.writelines(pending)
+                    pending.clear()
 
         samples_path = self.path / "samples.jsonl"
 
@@ -132,8 +140,9 @@ class Run:
             return b if b != float("inf") else None
 
         def on_step(m):
-            pending.append(json.dumps({"type": "step", **asdict(m)}) + "\n")
-            if len(pending) >= 200:
+            with guard:
+                pending.append(json.dumps({"type": "step", **asdict(m)}) + "\n")
+            if len(pending) >= 200 or time.monotonic() - flushed[0] >= FLUSH_SECONDS:
                 flush()
 
         last = {"accuracy": None}
