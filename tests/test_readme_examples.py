@@ -23,7 +23,7 @@ EXPECT = {
     r"train --config shakespeare$": [r"Tiny Shakespeare \(built in\)", r"0\.80M parameters", r"finished at step 30"],
     r"runs$": [r"best val\s+accuracy\s+status", r"shakespeare-char\s+30/30\s+[\d.]+\s+-\s+finished",
                r"addition\s+30/30\s+[\d.]+\s+[\d.]+%\s+finished"],
-    r"sample RUN_DIR --prompt \"def \"": [r"^def \S"],
+    r"sample RUN_DIR --prompt \"def \"": [r"\Adef [\s\S]{100,}"],  # the prompt, then sampled text
     r"resume RUN_DIR --set train.max_steps=4000": [r"resumed at step 30, epoch 0, [\d,]+ tokens seen",
                                                    r"finished at step 40"],
     r"export RUN_DIR OUT_DIR": [r"exported to .*OUT_DIR"],
