@@ -22,10 +22,6 @@ class RunLength:
     epochs: int | None
     planned_steps: int | None
 
-    @property
-    def by_epochs(self) -> bool:
-        return self.epochs is not None
-
 
 def problems(max_steps: int, epochs: int) -> list[tuple[str, str]]:
     """What is wrong with a length, as (field, message) pairs; empty when it can run."""

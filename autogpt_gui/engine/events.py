@@ -71,11 +71,6 @@ class RunState:
     reason: str = ""
 
 
-def field_names(record_type) -> list[str]:
-    """The columns of a record type, in declaration order."""
-    return [f.name for f in fields(record_type)]
-
-
 def numeric_fields(record_type) -> list[str]:
     """The columns of a record type that hold numbers (what charts and tables can plot)."""
     return [f.name for f in fields(record_type) if str(f.type).split(" ")[0] in ("int", "float")]

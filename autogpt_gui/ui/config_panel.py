@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autogpt_gui import length
 from autogpt_gui.config import (
     OPTIMIZERS,
     PRECISIONS,
@@ -373,9 +374,13 @@ class ConfigPanel(QScrollArea):
         lines = [f"<b>{human_count(est.params)}</b> parameters · about <b>{human_bytes(est.memory_bytes)}</b> "
                  f"to train · <b>{est.tokens_per_step:,}</b> tokens per step"]
         if self._corpus_tokens:
-            steps = cfg.train.max_steps if not cfg.train.epochs else None
-            covered = f" · the run covers <b>{steps * est.tokens_per_step / self._corpus_tokens:.1f}</b> epochs" \
-                if steps else ""
+            try:
+                run_length = length.plan(cfg.train.max_steps, cfg.train.epochs)
+            except ConfigError:  # marked at its field already
+                run_length = None
+            steps = run_length.max_steps if run_length else None  # an epoch-counted run says its epochs itself
+            covered = (f" · the run covers <b>{length.epochs_covered(steps, est.tokens_per_step, self._corpus_tokens):.1f}"
+                       "</b> epochs") if steps else ""
             lines.append(f"Corpus: <b>{self._corpus_tokens:,}</b> training tokens, vocabulary "
                          f"{self._vocab}{covered}")
         else:
