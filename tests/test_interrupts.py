@@ -173,23 +173,22 @@ def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_p
 WINDOW_SCRIPT = """
 import sys
 from autogpt_gui.config import RunConfig
-from autogpt_gui.ui.app import end_on_signals, make_app
+from autogpt_gui.ui.app import make_app, serve
 from autogpt_gui.ui.main_window import MainWindow
 
 app = make_app()
 window = MainWindow()
 window.set_config(RunConfig().with_overrides(sys.argv[1:]))
-end_on_signals(app, window)
 window.show()
 window.start()
-sys.exit(app.exec())
+serve(app, window)
 """
 
 
 def test_window_receiving_sigterm_saves_the_current_step_and_joins_its_thread(tmp_path, user_home):
     import json
 
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT, *TINY, "train.max_steps=100000"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     runs = user_home / "data" / "runs"

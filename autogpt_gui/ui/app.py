@@ -51,6 +51,23 @@ def end_on_signals(app: QApplication, window) -> None:
     ticker.start()
 
 
+def serve(app: QApplication, window) -> int:
+    """Run the window until it closes or the process is told to end, then leave without Python's teardown.
+
+    By then the window has saved its settings, stopped and joined every thread; what is left are Qt objects
+    whose destruction order at interpreter exit is not ours to choose (PySide6 can crash there), so the
+    process ends here with the window's exit code.
+    """
+    import os
+
+    end_on_signals(app, window)
+    code = app.exec()
+    window.wait_for_threads()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 0) -> int:
     """Open the window; with screenshot, render it offscreen (optionally after N training steps) and exit."""
     t0 = time.perf_counter()
@@ -64,8 +81,7 @@ def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 
     app.processEvents()
     print(f"window ready in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     if not screenshot:
-        end_on_signals(app, window)
-        return app.exec()
+        return serve(app, window)
     if steps:
         cfg = window.config_panel.config()
         cfg.train.max_steps = max(steps, cfg.train.max_steps)
