@@ -30,6 +30,11 @@ ACTIVATIONS = ("gelu", "gelu_tanh")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FINETUNE = ("full", "lora")
+BLOCK_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's layers, as GPT-2 names them
+LORA_TARGETS = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them (peft's way)
+# What a run may choose for itself when its shape comes from a pretrained model (model.init).
+RUN_CHOICES = ("block_size", "dropout", "finetune", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets")
 
 
 @dataclass
@@ -51,6 +56,11 @@ class ModelConfig:
     activation: str = "gelu"  # "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
     ln_eps: float = 1e-5
     n_positions: int = 0  # learned positions; 0 means block_size (a pretrained model may have more)
+    finetune: str = "full"  # of a pretrained model: "full" trains every weight, "lora" only low-rank adapters
+    lora_rank: int = 8
+    lora_alpha: float = 16.0  # adapters are scaled by alpha / rank
+    lora_dropout: float = 0.0
+    lora_targets: str = "c_attn,c_proj,c_fc"  # layers of each block that get adapters (peft's names)
 
     @classmethod
     def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> ModelConfig:
@@ -239,6 +249,8 @@ def set_field(section_obj, section: str, key: str, value):
             value = int(value)
         elif kind == "float":
             value = float(value)
+        elif isinstance(value, list):  # a TOML list of names, e.g. lora_targets = ["c_attn", "c_fc"]
+            value = ",".join(str(v) for v in value)
         else:
             value = str(value)
     except (TypeError, ValueError, OverflowError):
@@ -271,6 +283,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
                                       f"({m.n_positions}); try {m.n_positions} or less"))
     if m.init:
         p.extend(pretrained_problems(m.init, m.block_size))
+    p.extend(_lora_problems(m))
     if (d.tokenizer == "model") != bool(m.init):
         p.append(("data.tokenizer", "a pretrained model reads text with its own tokenizer: choose 'model'" if m.init
                   else "'model' is the tokenizer of a pretrained model; choose char, byte or bpe, or a model to "
@@ -337,6 +350,34 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N or mps"))
     if t.sample_tokens < 0:
         p.append(("train.sample_tokens", "must be zero (no samples) or positive"))
+    return p
+
+
+def lora_layers(targets: str) -> list[str]:
+    """The block layers a comma-separated target list names, matched by suffix as peft does ('c_proj': both)."""
+    names = [t.strip() for t in targets.split(",") if t.strip()]
+    return [k for k in BLOCK_LINEARS if any(k == t or k.endswith("." + t) for t in names)]
+
+
+def _lora_problems(m: ModelConfig) -> list[tuple[str, str]]:
+    if m.finetune not in FINETUNE:
+        return [("model.finetune", f"unknown mode '{m.finetune}'; choose full or lora")]
+    if m.finetune == "full":
+        return []
+    p = []
+    if not m.init:
+        p.append(("model.finetune", "LoRA adapts a pretrained model: choose one to start from, or full training"))
+    if not (1 <= m.lora_rank <= max(1, m.n_embd)):
+        p.append(("model.lora_rank", f"must be between 1 and the width ({m.n_embd}); 8 or 16 is usual"))
+    if not (math.isfinite(m.lora_alpha) and m.lora_alpha > 0):
+        p.append(("model.lora_alpha", "must be a positive number (twice the rank is usual)"))
+    if not (0.0 <= m.lora_dropout < 1.0):
+        p.append(("model.lora_dropout", "must be at least 0 and below 1 (0.0-0.1 is usual)"))
+    names = [t.strip() for t in m.lora_targets.split(",") if t.strip()]
+    wrong = [t for t in names if t not in LORA_TARGETS]
+    if not names or wrong:
+        p.append(("model.lora_targets", (f"unknown layer {', '.join(map(repr, wrong))}; " if wrong else "") +
+                  f"list one or more of {', '.join(LORA_TARGETS)}, separated by commas"))
     return p
 
 

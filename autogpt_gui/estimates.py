@@ -5,17 +5,18 @@ import os
 import sys
 from dataclasses import dataclass
 
-from autogpt_gui.config import RunConfig
+from autogpt_gui.config import RunConfig, lora_layers
 
 TASK_VOCAB = 14  # digits, '+', '=', newline: the char vocabulary of the addition task
 
 
 @dataclass
 class Estimate:
-    params: int  # all trainable parameters (tied embeddings counted once)
-    memory_bytes: int  # weights, gradients, AdamW moments and activations of one micro-batch
+    params: int  # all parameters (tied embeddings counted once; LoRA adapters included)
+    memory_bytes: int  # weights, gradients and AdamW moments of what trains, activations of one micro-batch
     tokens_per_step: int
     vocab_size: int
+    trainable: int = 0  # parameters the optimizer updates: all of them, or only LoRA's adapters
 
 
 def guess_vocab(cfg: RunConfig, known: int | None = None) -> int:
@@ -37,13 +38,23 @@ def estimate(cfg: RunConfig, vocab_size: int | None = None) -> Estimate:
     v = guess_vocab(cfg, vocab_size)
     c, L, T = max(1, m.n_embd), max(0, m.n_layer), max(1, m.block_size)
     per_layer = 12 * c * c + (13 * c if m.bias else 8 * c)
-    params = L * per_layer + 2 * c + v * c + T * c
+    params = L * per_layer + 2 * c + v * c + max(T, m.n_positions) * c
+    trainable = params
+    if m.finetune == "lora":
+        trainable = L * lora_per_layer(m.lora_targets, max(1, m.lora_rank), c)
+        params += trainable
     b = max(1, t.batch_size)
     # activations kept for backward: ~34 floats per (token, width) per layer plus attention
     # scores when the fused kernel is unavailable, plus logits and their gradient
     activations = b * T * (L * (34 * c + 5 * m.n_head * T) + 2 * v) * 4
-    memory = params * 4 * 4 + activations
-    return Estimate(params, memory, b * T * max(1, t.grad_accum), v)
+    memory = params * 4 + trainable * 4 * 3 + activations  # weights; gradients and two AdamW moments of what trains
+    return Estimate(params, memory, b * T * max(1, t.grad_accum), v, trainable)
+
+
+def lora_per_layer(targets: str, rank: int, c: int) -> int:
+    """Adapter parameters in one block: rank * (inputs + outputs) of each targeted layer."""
+    sizes = {"attn.c_attn": (c, 3 * c), "attn.c_proj": (c, c), "mlp.c_fc": (c, 4 * c), "mlp.c_proj": (4 * c, c)}
+    return sum(rank * (sizes[k][0] + sizes[k][1]) for k in lora_layers(targets))
 
 
 def human_bytes(n: float) -> str:
@@ -97,7 +108,7 @@ def memory_problems(cfg: RunConfig, limit: int | None, where: str, vocab_size: i
     est = estimate(cfg, vocab_size)
     if est.memory_bytes <= limit:
         return []
-    weights = est.params * 4 * 4  # weights, gradients and two AdamW moments in fp32
+    weights = est.params * 4 + est.trainable * 4 * 3  # weights, gradients and two AdamW moments in fp32
     field = "model.n_layer" if weights > limit else "train.batch_size"
     fix = "use a smaller model (fewer layers or a narrower width)" if weights > limit else \
         "lower the batch size or the context, or use gradient accumulation"

@@ -9,7 +9,6 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-
 @pytest.fixture(autouse=True)
 def user_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own user data / cache / settings folder."""
@@ -41,6 +40,25 @@ def shakespeare(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "tinyshakespeare.txt"
     path.write_bytes(ShakespeareSource()._data)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory, shakespeare) -> Path:
+    """A Hugging Face GPT-2 folder made with transformers: 2 layers, width 64, 4 heads, 128 positions,
+    a byte-level BPE trained on Shakespeare, random weights, save_pretrained."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator([shakespeare.read_text()], vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok.save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=128, n_embd=64, n_layer=2,
+                                     n_head=4, bos_token_id=0, eos_token_id=0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
 
 
 def pytest_exception_interact(node, call, report):

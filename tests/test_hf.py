@@ -19,22 +19,6 @@ from autogpt_gui.engine.session import build_session  # noqa: E402
 TEXT_WITH_ACCENTS = "Grüße aus Köln — naïve café, señor! 日本語も。\n"
 
 
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory, shakespeare):
-    """2 layers, width 64, 4 heads, 128 positions; byte-level BPE trained on Shakespeare; save_pretrained."""
-    from tokenizers import ByteLevelBPETokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator([shakespeare.read_text()], vocab_size=400, special_tokens=["<|endoftext|>"])
-    tok.save(str(folder / "tokenizer.json"))
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=128, n_embd=64, n_layer=2,
-                                     n_head=4, bos_token_id=0, eos_token_id=0)
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
-
-
 def _hf(folder):
     return transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
 

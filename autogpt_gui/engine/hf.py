@@ -7,6 +7,7 @@ to our ids for every tokenizer we train, and a model card.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,13 +17,13 @@ from pathlib import Path
 import torch
 
 from autogpt_gui import paths
-from autogpt_gui.config import ModelConfig
+from autogpt_gui.config import BLOCK_LINEARS, RUN_CHOICES, ModelConfig
 from autogpt_gui.engine.checkpoint import load_tensors_safely
 from autogpt_gui.engine.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
 from autogpt_gui.errors import CheckpointError, DataError
 from autogpt_gui.pretrained import WEIGHT_FILES, is_hub_id, read_config, shape_of
 
-CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # GPT-2 stores these as (in, out)
+CONV1D = BLOCK_LINEARS  # GPT-2 stores these as (in, out)
 _BLOCK = re.compile(r"^h\.(\d+)\.(.+)$")
 
 
@@ -61,6 +62,38 @@ def load_pretrained(init: str, weights: bool = True) -> Pretrained:
     if weights:
         pre.state = load_weights(pre)
     return pre
+
+
+def weights_digest(folder: Path) -> str:
+    """SHA-256 of a pretrained folder's weights file: how a LoRA checkpoint names the exact base it adapts."""
+    path = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
+    if path is None:
+        raise CheckpointError(f"{folder} has no weights ({' or '.join(WEIGHT_FILES)})", "model.init")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lora_base(init: str, shape: ModelConfig, saved: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The frozen base under LoRA adapters: its weights and identity {"init", "sha256"}.
+
+    `saved` is the identity a checkpoint recorded: a base whose weights or shape changed since is refused,
+    because the adapters were learned against the old one and would silently mean something else.
+    """
+    pre = load_pretrained(init, weights=False)
+    digest = weights_digest(pre.folder)
+    if saved is not None and saved.get("sha256") != digest:
+        raise CheckpointError(f"the base model {init} changed since these adapters were trained (its weights' "
+                              f"SHA-256 was {str(saved.get('sha256'))[:12]}..., now {digest[:12]}...); restore "
+                              "that model, or start a new run from this one", "model.init")
+    differ = [k for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions")
+              if getattr(pre.shape, k) != getattr(shape, k)]
+    if differ:
+        raise CheckpointError(f"the base model {init} no longer has the shape these adapters were trained on "
+                              f"({', '.join(differ)} differ)", "model.init")
+    return load_weights(pre), {"init": init, "sha256": digest}
 
 
 def load_weights(pre: Pretrained) -> dict[str, torch.Tensor]:
@@ -229,5 +262,6 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def imported_shape(pre: Pretrained, m: ModelConfig) -> ModelConfig:
-    """The pretrained model's shape with what a run may choose itself: context (up to its positions), dropout."""
-    return replace(pre.shape, block_size=m.block_size, dropout=m.dropout, preset="custom")
+    """The pretrained model's shape with what a run may choose itself (context up to its positions, dropout,
+    how it is fine-tuned)."""
+    return replace(pre.shape, preset="custom", **{k: getattr(m, k) for k in RUN_CHOICES})

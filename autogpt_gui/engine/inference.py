@@ -13,6 +13,7 @@ import torch
 
 from autogpt_gui.config import ModelConfig, RunConfig
 from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.lora import load_base, merged_state
 from autogpt_gui.engine.model import AutoGPTModel
 from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.errors import CheckpointError
@@ -52,6 +53,11 @@ def checked_model_config(state: dict, name: str, memory_limit: int | None = None
     if min(ints) < 1 or cfg.n_embd % cfg.n_head:
         raise CheckpointError(f"{name} describes an impossible model ({_shape(cfg)})", "checkpoint")
     layers = {int(m.group(1)) for k in tensors if (m := _BLOCK.match(k))}
+    if cfg.finetune == "lora":  # adapters only: the base's own files bound its size (hf.lora_base checks them)
+        if not tensors or not layers <= set(range(cfg.n_layer)) or any(".lora_" not in k for k in tensors):
+            raise CheckpointError(f"{name} claims to hold LoRA adapters but its tensors are not adapters for "
+                                  f"its model ({_shape(cfg)})", "checkpoint")
+        return cfg
     problems = []
     if len(layers) != cfg.n_layer:
         problems.append(f"it claims {cfg.n_layer} layers but holds weights for {len(layers)}")
@@ -105,14 +111,30 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, T
         run_cfg = RunConfig.from_dict(state["config"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path.name} lacks what sampling needs ({err})", "checkpoint") from None
+    base = None
+    if cfg.finetune == "lora":  # checked before the model is built: the base must be the one adapted
+        from autogpt_gui.engine.hf import lora_base
+
+        base, _ = lora_base(cfg.init, cfg, state.get("base") if isinstance(state.get("base"), dict) else {})
     model = AutoGPTModel(cfg)
     try:
+        if base is not None:
+            load_base(model, base)
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         raise mismatch_error(err, path.name, cfg) from None
+    if base is not None:
+        model = merge_adapters(model)
     trainer = state.get("trainer")
     counters: dict = trainer if isinstance(trainer, dict) else {}
     return model.to(device).eval(), tokenizer, run_cfg, {**counters, "checkpoint": str(path)}
+
+
+def merge_adapters(model: AutoGPTModel) -> AutoGPTModel:
+    """A plain model whose weights are the LoRA model's with every adapter folded in (same outputs, faster)."""
+    plain = AutoGPTModel(replace(model.config, finetune="full"))
+    plain.load_state_dict(merged_state(model))
+    return plain
 
 
 def _is_pretrained(path: str | Path) -> bool:

@@ -3,6 +3,7 @@
 Learned positions, pre-LayerNorm blocks, GELU MLP, tied input/output embeddings,
 GPT-2 initialisation, attention through scaled_dot_product_attention, and a
 key/value cache so generation costs grows linearly with the number of new tokens.
+With `finetune = "lora"` the blocks' targeted layers carry low-rank adapters and only those train.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autogpt_gui.config import ModelConfig
+from autogpt_gui.engine.lora import freeze_base, make_linear
 
 # The model's shape has one definition, shared with the run configuration and the checkpoint.
 GPTConfig = ModelConfig
@@ -32,8 +34,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_attn = make_linear(cfg, "attn.c_attn", cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = make_linear(cfg, "attn.c_proj", cfg.n_embd, cfg.n_embd)
         self.c_proj.residual_scale = True  # type: ignore[assignment]  # a marker read by _init_weights
         self.resid_dropout = nn.Dropout(cfg.dropout)
         self.dropout = cfg.dropout
@@ -61,9 +63,9 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_fc = make_linear(cfg, "mlp.c_fc", cfg.n_embd, 4 * cfg.n_embd)
         self.gelu = nn.GELU(approximate="tanh" if cfg.activation == "gelu_tanh" else "none")
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj = make_linear(cfg, "mlp.c_proj", 4 * cfg.n_embd, cfg.n_embd)
         self.c_proj.residual_scale = True  # type: ignore[assignment]  # a marker read by _init_weights
         self.dropout = nn.Dropout(cfg.dropout)
 
@@ -103,6 +105,8 @@ class AutoGPTModel(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
         self.apply(self._init_weights)
+        if cfg.finetune == "lora":  # low-rank adapters on a frozen base (engine/lora.py)
+            freeze_base(self)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):

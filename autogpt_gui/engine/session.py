@@ -17,9 +17,10 @@ from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
 from autogpt_gui.engine.checkpoint import load_checkpoint
 from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
-from autogpt_gui.engine.hf import imported_shape, load_pretrained, load_weights
+from autogpt_gui.engine.hf import imported_shape, load_pretrained, load_weights, lora_base
 from autogpt_gui.engine.inference import checked_model_config, generate_text, mismatch_error
 from autogpt_gui.engine.loaders import EpochLoader, EvalLoader, RandomWindowLoader
+from autogpt_gui.engine.lora import load_base
 from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
 from autogpt_gui.engine.precision import device_memory, pick_device
 from autogpt_gui.engine.runs import Run
@@ -149,7 +150,10 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
             pre = load_pretrained(cfg.model.init, weights=False)
             shape, tokenizer = imported_shape(pre, cfg.model), pre.tokenizer
     check_memory(replace(cfg, model=shape) if shape else cfg, device)
-    if cfg.model.init and state is None:
+    base = None
+    if shape is not None and shape.finetune == "lora":  # adapters on a frozen base named by its content
+        weights, base = lora_base(cfg.model.init, shape, state.get("base") if state is not None else None)
+    elif cfg.model.init and state is None:
         weights = load_weights(pre)
     data = prepare_data(cfg, progress, cancelled, tokenizer)
     if state is not None and state.get("tokenizer") and \
@@ -158,7 +162,9 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
                               "(was the source file changed?); restore the original data to resume", "data.path")
     seed_everything(cfg.train.seed)
     model = AutoGPTModel(shape or model_config(cfg, data.tokenizer.vocab_size))
-    if weights is not None:
+    if base is not None and weights is not None:
+        load_base(model, weights)
+    elif weights is not None:
         model.load_state_dict(weights)
     model.to(device)
     optimizer = build_optimizer(model, cfg, device)
@@ -171,7 +177,7 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     schedule = make_schedule(cfg.optim.schedule, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps,
                              planned, cfg.optim.decay_fraction)
     extra = {"config": cfg.to_dict(), "model_config": asdict(model.config),
-             "tokenizer": data.tokenizer.to_json()}
+             "tokenizer": data.tokenizer.to_json(), **({"base": base} if base else {})}
     trainer = Trainer(model, optimizer, train_loader, val_loader, device=device, config=t, schedule=schedule,
                       checkpoints=run.checkpoint_folder(t.keep_last) if run else None,
                       sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens else None,

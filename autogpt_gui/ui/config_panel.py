@@ -62,6 +62,16 @@ SECTIONS = {
                                                                  "helps small datasets generalise (0 for speed)."),
         ("model.bias", "Bias terms", "bool", None, "Bias in linear layers and LayerNorms, as GPT-2 had. Off by default "
                                                       "(nanoGPT's choice): as good, and faster."),
+        ("model.finetune", "Fine-tuning", "choice", [("full", "Full: every weight trains"),
+                                                     ("lora", "LoRA: small adapters, base frozen")],
+         "For a pretrained model. LoRA trains low-rank adapters beside frozen weights: far less memory and tiny "
+         "checkpoints; export folds them into the model."),
+        ("model.lora_rank", "LoRA rank", "int", (1, 1024), "Rank of each adapter (8 or 16 is usual): more adapts more."),
+        ("model.lora_alpha", "LoRA alpha", "float", (0.01, 4096.0, 1.0), "Adapters are scaled by alpha / rank "
+                                                                          "(twice the rank is usual)."),
+        ("model.lora_dropout", "LoRA dropout", "float", (0.0, 0.9, 0.05), "Dropout on the adapters' input."),
+        ("model.lora_targets", "LoRA layers", "text", None, "Which layers of each block get adapters, separated by "
+                                                            "commas: c_attn, c_proj, c_fc (or attn.c_proj, mlp.c_proj)."),
     ],
     "Data": [
         ("data.source", "Source", "choice", SOURCE_LABELS, "Where the training text comes from."),
@@ -351,7 +361,7 @@ class ConfigPanel(QScrollArea):
             cfg.data = replace(cfg.data, tokenizer="model")
             cfg.model.block_size = min(cfg.model.block_size, shape.get("n_positions", cfg.model.block_size))
         else:
-            cfg.model = replace(cfg.model, n_positions=0, vocab_size=0, activation="gelu", ln_eps=1e-5)
+            cfg.model = replace(cfg.model, n_positions=0, vocab_size=0, activation="gelu", ln_eps=1e-5, finetune="full")
             if cfg.data.tokenizer == "model":
                 cfg.data = replace(cfg.data, tokenizer="char")
         self.set_config(cfg)
@@ -370,9 +380,19 @@ class ConfigPanel(QScrollArea):
         self.editors["data.text_field"].setEnabled(source == "jsonl")
         self.editors["optim.decay_fraction"].setEnabled(cfg.optim.schedule == "wsd")
         self.editors["train.max_steps"].setEnabled(cfg.train.epochs == 0)
+        self.editors["model.finetune"].setEnabled(pretrained)
+        for key in ("model.lora_rank", "model.lora_alpha", "model.lora_dropout", "model.lora_targets"):
+            self.editors[key].setEnabled(pretrained and cfg.model.finetune == "lora")
         est = estimate(cfg, self._vocab)
         lines = [f"<b>{human_count(est.params)}</b> parameters · about <b>{human_bytes(est.memory_bytes)}</b> "
                  f"to train · <b>{est.tokens_per_step:,}</b> tokens per step"]
+        if pretrained:  # what each way of fine-tuning costs, the chosen one in bold
+            modes = []
+            for mode, name in (("full", "Full"), ("lora", "LoRA")):
+                e = estimate(replace(cfg, model=replace(cfg.model, finetune=mode)), self._vocab)
+                text = f"{name}: {human_count(e.trainable)} trainable, {human_bytes(e.memory_bytes)}"
+                modes.append(f"<b>{text}</b>" if mode == cfg.model.finetune else text)
+            lines.append("Fine-tuning: " + " · ".join(modes))
         if self._corpus_tokens:
             try:
                 run_length = length.plan(cfg.train.max_steps, cfg.train.epochs)

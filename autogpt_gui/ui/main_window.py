@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         problems = self.config_panel.problems()
         self.config_panel.show_problems(problems)
         self.controls.set_start_allowed(problems)
+        self.samples.set_base(cfg.model.init)
         if not any(f.startswith("data.") for f, _ in problems):
             self._schedule_preview()
 
@@ -324,8 +325,14 @@ class MainWindow(QMainWindow):
 
     def generate(self, req: dict) -> None:
         self.samples.set_busy(True, "generating…")
+        settings = (req["prompt"], req["max_new_tokens"], req["temperature"], req["top_k"], req["top_p"], req["seed"])
+        base = self.config_panel.config().model.init
+        if req.get("compare") and base:  # the same prompt and seed through the model it started from
+            self.background.start("generate-base", workers.generation_job(base, *settings), lambda text: None,
+                                  lambda msg, field: self.samples.append_base_text(f"\n[{msg}]"),
+                                  on_text=self.samples.append_base_text)
         if req["source"] == "live" and self.worker is not None:
-            self.worker.generate(req["prompt"], req["max_new_tokens"], req["temperature"], req["top_k"], req["top_p"])
+            self.worker.generate(*settings)
             return
         checkpoint = req.get("checkpoint") if req["source"] == "file" else None
         if req["source"] == "base":
@@ -338,8 +345,7 @@ class MainWindow(QMainWindow):
         if checkpoint is None:
             self.samples.set_busy(False, "Start a run first, or choose a checkpoint file as the model.")
             return
-        self.background.start("generate", workers.generation_job(checkpoint, req["prompt"], req["max_new_tokens"],
-                                                           req["temperature"], req["top_k"], req["top_p"]),
+        self.background.start("generate", workers.generation_job(checkpoint, *settings),
                         lambda text: self.samples.set_busy(False, "done"),
                         lambda msg, field: self.samples.set_busy(False, msg), on_text=self.samples.append_text)
 

@@ -1,9 +1,12 @@
 """Samples at every evaluation, and a playground that generates from the live model or a checkpoint."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+import random
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -59,6 +62,14 @@ class SamplesPanel(QWidget):
         self.source.addItem("Live model (while training)", "live")
         self.source.addItem("A checkpoint file…", "file")
         self.source.addItem("The pretrained model it starts from", "base")
+        self.compare = QCheckBox("Side by side with the base model")
+        self.compare.setToolTip("Generate from the pretrained model of 'Start from' as well, with the same prompt, "
+                                "settings and random seed, so the difference is what fine-tuning changed.")
+        self.compare.setEnabled(False)
+        self.compare.toggled.connect(lambda on: self.base_pane.setVisible(on))
+        self.base_output = QPlainTextEdit()
+        self.base_output.setReadOnly(True)
+        self.base_output.setPlaceholderText("The base model's text streams in here.")
         self.generate = QPushButton("Generate")
         self.generate.setToolTip("Generate text from the prompt (Ctrl+G)")
         self.generate.setShortcut("Ctrl+G")
@@ -73,6 +84,7 @@ class SamplesPanel(QWidget):
             row.addWidget(QLabel(label))
             row.addWidget(w)
         form.addRow(row)
+        form.addRow(self.compare)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
@@ -83,7 +95,12 @@ class SamplesPanel(QWidget):
         gen_row.addWidget(self.generate)
         gen_row.addWidget(self.note, 1)
         rv.addLayout(gen_row)
-        rv.addWidget(self.output, 1)
+        self.base_pane = _titled("Base (before fine-tuning)", self.base_output)
+        self.base_pane.setVisible(False)
+        outputs = QSplitter(Qt.Orientation.Horizontal)
+        outputs.addWidget(self.base_pane)
+        outputs.addWidget(_titled("", self.output))
+        rv.addWidget(outputs, 1)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -122,11 +139,24 @@ class SamplesPanel(QWidget):
                 return
             self.checkpoint_path = path
         self.output.setPlainText(self.prompt.toPlainText())
+        compare = self.compare.isEnabled() and self.compare.isChecked()
+        if compare:
+            self.base_output.setPlainText(self.prompt.toPlainText())
         self.generate_requested.emit({
+            "compare": compare, "seed": random.randrange(2**31),
             "prompt": self.prompt.toPlainText(), "max_new_tokens": self.max_tokens.value(),
             "temperature": self.temperature.value(), "top_k": self.top_k.value() or None,
             "top_p": self.top_p.value() if self.top_p.value() < 1.0 else None,
             "source": source, "checkpoint": self.checkpoint_path})
+
+    def set_base(self, init: str) -> None:
+        """The pretrained model the run starts from ('' for none): only then is there a base to compare with."""
+        self.compare.setEnabled(bool(init))
+        self.base_pane.setVisible(bool(init) and self.compare.isChecked())
+
+    def append_base_text(self, text: str) -> None:
+        self.base_output.moveCursor(QTextCursor.End)
+        self.base_output.insertPlainText(text)
 
     def append_text(self, text: str) -> None:
         self.output.moveCursor(QTextCursor.End)
@@ -135,3 +165,13 @@ class SamplesPanel(QWidget):
     def set_busy(self, busy: bool, note: str = "") -> None:
         self.generate.setEnabled(not busy)
         self.note.setText(note)
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    if title:
+        layout.addWidget(QLabel(f"<i>{title}</i>"))
+    layout.addWidget(widget, 1)
+    return box

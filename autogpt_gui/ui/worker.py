@@ -105,8 +105,9 @@ class TrainingWorker(QObject):
             self.trainer.request(kind, payload)
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
-                 top_p: float | None) -> bool:
-        """Generate from the live model between two steps; text streams through text_generated."""
+                 top_p: float | None, seed: int | None = None) -> bool:
+        """Generate from the live model between two steps; text streams through text_generated. A private
+        random generator (seeded) leaves the training's random streams untouched."""
         if self.trainer is None:
             return False
 
@@ -114,7 +115,7 @@ class TrainingWorker(QObject):
             from autogpt_gui.engine.inference import generate_text
 
             text = generate_text(trainer.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
-                                 on_text=self.text_generated.emit)
+                                 seed=seed if seed is not None else 0, on_text=self.text_generated.emit)
             self.generation_done.emit(text)
 
         self.trainer.request("call", call)
@@ -292,14 +293,15 @@ def preview_job(cfg):
     return job
 
 
-def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperature: float, top_k, top_p):
-    """A Task function: generate from a checkpoint file or run folder, streaming text."""
+def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperature: float, top_k, top_p,
+                   seed: int | None = None):
+    """A Task function: generate from a checkpoint file, run folder or pretrained model, streaming text."""
 
     def job(task: Task) -> str:
         from autogpt_gui.engine.inference import generate_text, load_model
 
         model, tokenizer, _ = load_model(Path(checkpoint))
-        return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
+        return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed=seed,
                              on_text=task.text.emit)
 
     return job
