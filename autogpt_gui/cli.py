@@ -1,4 +1,5 @@
-"""`autogpt-gui` opens the window; `autogpt-gui train|resume|sample|runs|export` work headless."""
+"""`autogpt-gui` opens the window; `autogpt-gui train|resume|branch|control|find-lr|sample|runs|export` work
+headless."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a setting before resuming, e.g. --set train.max_steps=4000")
     r.add_argument("--restart", action="store_true",
                    help="a run that stopped before its first checkpoint: start it again in its folder")
+    r.add_argument("--extend", type=int, default=0, metavar="N",
+                   help="train N steps more than the run had; the learning rate decays on from where it is")
     r.add_argument("--quiet", action="store_true")
+
+    b = sub.add_parser("branch", help="start a new run from a checkpoint of another, with changed settings")
+    b.add_argument("checkpoint", help="a checkpoint file inside a run (RUN/checkpoints/step-00000100.pt), or a run")
+    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="what the branch changes, e.g. --set optim.lr=3e-4 (repeatable)")
+    b.add_argument("--out", help="the new run's folder (default: a new folder under the user data dir)")
+    b.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("control", help="ask a run training in another process (or window) for something")
+    c.add_argument("run", help="the run folder")
+    c.add_argument("request", choices=("pause", "resume", "stop", "save", "evaluate", "sample", "edit"))
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="with edit: a setting to change live, e.g. --set optim.lr=5e-4 (repeatable)")
+
+    f = sub.add_parser("find-lr", help="sweep the learning rate on a fresh copy of the model and suggest one")
+    f.add_argument("--config", help="a run configuration (.toml) or a bundled example's name")
+    f.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    f.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
 
     s = sub.add_parser("sample", help="generate text from a run or a checkpoint")
     s.add_argument("source", help="run folder or checkpoint file")
@@ -67,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             from autogpt_gui.ui.app import run_app
 
             return run_app(screenshot=args.screenshot, size=args.size, steps=args.screenshot_steps)
-        return {"train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
+        return {"train": cmd_train, "resume": cmd_resume, "control": cmd_control, "find-lr": cmd_find_lr, "branch": cmd_branch,
+                "sample": cmd_sample,
                 "runs": cmd_runs, "export": cmd_export}[args.command](args)
     except ConfigError as err:
         print("The configuration has problems:", file=sys.stderr)
@@ -128,6 +150,8 @@ def cmd_resume(args) -> int:
     from autogpt_gui.engine.runs import locate_resume
 
     run, ckpt = locate_resume(args.run)
+    if args.extend and ckpt is None:
+        raise AutoGPTError(f"{run.path} has no checkpoint to extend from", "run")
     if ckpt is None and not args.restart:
         raise AutoGPTError(f"{run.path} stopped before its first checkpoint, so there is nothing to resume. "
                            f"Start it again in place, with the same configuration: "
@@ -139,10 +163,79 @@ def cmd_resume(args) -> int:
     if ckpt is None:
         run.reset()
         print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
+    return _train(cfg, run, ckpt, args.quiet, args.extend)
+
+
+def cmd_branch(args) -> int:
+    from autogpt_gui import paths
+    from autogpt_gui.engine.checkpoint import load_checkpoint
+    from autogpt_gui.engine.runs import Run, locate_resume
+
+    parent, ckpt = locate_resume(args.checkpoint)
+    if ckpt is None:
+        raise AutoGPTError(f"{parent.path} has no checkpoint to branch from", "checkpoint")
+    cfg = parent.config().with_overrides(args.set)
+    problems = cfg.validate()
+    if problems:
+        raise ConfigError(problems)
+    step = int(load_checkpoint(ckpt)["trainer"]["step"])
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()):
+            raise AutoGPTError(f"{out} is not empty; choose a new folder for --out", "--out")
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.toml")
+        run = Run(out)
+    else:
+        run = Run.create(cfg, paths.runs_dir())
+    run.write_branch(parent, ckpt, step)
+    print(f"run folder: {run.path} (a branch of {parent.id} at step {step})")
     return _train(cfg, run, ckpt, args.quiet)
 
 
-def _train(cfg: RunConfig, run, resume_from, quiet: bool) -> int:
+def cmd_control(args) -> int:
+    from autogpt_gui.engine import control, edits
+    from autogpt_gui.engine.runs import LIVE, Run
+
+    run = Run(Path(args.run))
+    if not (run.path / "config.toml").is_file():
+        raise AutoGPTError(f"{run.path} is not a run folder", "run")
+    payload = None
+    if args.request == "edit":
+        if not args.set:
+            raise ConfigError([("--set", "name what to change, e.g. --set optim.lr=5e-4")])
+        cfg = run.config()
+        keys = [item.partition("=")[0].strip() for item in args.set]
+        changed = cfg.with_overrides(args.set)
+        _, payload = edits.checked(cfg, {k: getattr(getattr(changed, k.split(".")[0]), k.split(".")[1]) for k in keys})
+    status = run.summary().status
+    if status not in (*LIVE, "running elsewhere"):
+        raise AutoGPTError(f"{run.id} is not training ({status}); nothing reads its requests. Continue it with: "
+                           f"autogpt-gui resume {run.path}", "run")
+    control.send(run.path, args.request, payload)
+    print(f"asked {run.id} to {args.request}" + (f": {payload}" if payload else ""))
+    return 0
+
+
+def cmd_find_lr(args) -> int:
+    from autogpt_gui.engine.lr_finder import find_lr
+
+    cfg = load_config(args.config, args.set)
+    print(f"sweeping the learning rate from 1e-6 to 1 over {args.steps} steps on a fresh copy of the model")
+
+    def progress(i: int, lr: float, loss: float) -> None:
+        if i % 10 == 0:
+            print(f"  step {i:4d}  lr {lr:9.2e}  smoothed loss {loss:.4f}", flush=True)
+
+    sweep = find_lr(cfg, steps=args.steps, progress=progress)
+    print(sweep.describe())
+    if sweep.suggestion is None:
+        return 1
+    print(f"use it: --set optim.lr={sweep.suggestion:.1e}")
+    return 0
+
+
+def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> int:
     from autogpt_gui.engine.interrupts import GracefulStop
     from autogpt_gui.engine.session import build_session
     from autogpt_gui.errors import Cancelled
@@ -164,6 +257,10 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool) -> int:
         tr = session.trainer
         if resume_from:
             print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
+        if extend:
+            tr.extensions["edits"].extend(tr, extend)  # type: ignore[attr-defined]
+            tr.extensions["edits"].cfg.save(run.path / "config.toml")  # type: ignore[attr-defined]
+            print(f"extended by {extend} steps to step {tr.max_steps}")
         result = tr.train()
     best = result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)
     print(f"{result.status} at step {result.step}; best validation loss {best}")
@@ -200,7 +297,8 @@ def cmd_runs(args) -> int:
         steps = f"{r.step}/{r.max_steps}" if r.max_steps else str(r.step)
         best = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "-"
         acc = f"{r.accuracy * 100:.1f}%" if r.accuracy is not None else "-"
-        print(f"{r.id:42} {steps:>12} {best:>9} {acc:>9}  {r.status}{': ' + r.reason if r.reason else ''}")
+        fork = f" [branch of {r.parent} at step {r.fork_step}]" if r.parent else ""
+        print(f"{r.id:42} {steps:>12} {best:>9} {acc:>9}  {r.status}{': ' + r.reason if r.reason else ''}{fork}")
     return 0
 
 

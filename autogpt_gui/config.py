@@ -31,6 +31,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FINETUNE = ("full", "lora")
+DIVERGENCE = ("rollback", "stop")
 BLOCK_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's layers, as GPT-2 names them
 LORA_TARGETS = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them (peft's way)
 # What a run may choose for itself when its shape comes from a pretrained model (model.init).
@@ -120,6 +121,11 @@ class TrainConfig:
     log_interval: int = 1
     sample_tokens: int = 200
     sample_prompt: str = ""
+    early_stop_patience: int = 0  # evaluations without improvement before the run ends (0: never)
+    early_stop_min_delta: float = 0.0  # how much lower a validation loss must be to count as improvement
+    on_divergence: str = "rollback"  # a non-finite or spiking loss: "rollback" that step and go on, or "stop"
+    spike_factor: float = 3.0  # a loss above this times its running median is a spike (0: only NaN / inf)
+    on_oom: str = "halve"  # out of memory at a step: "halve" the micro-batch (twice the accumulation), or "stop"
 
 
 @dataclass
@@ -350,6 +356,16 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N or mps"))
     if t.sample_tokens < 0:
         p.append(("train.sample_tokens", "must be zero (no samples) or positive"))
+    if t.early_stop_patience < 0:
+        p.append(("train.early_stop_patience", "must be zero (off) or a number of evaluations (3-10 is usual)"))
+    if not math.isfinite(t.early_stop_min_delta) or t.early_stop_min_delta < 0:
+        p.append(("train.early_stop_min_delta", "must be zero or a small positive loss difference"))
+    if t.on_divergence not in DIVERGENCE:
+        p.append(("train.on_divergence", f"unknown choice '{t.on_divergence}'; choose rollback or stop"))
+    if t.on_oom not in ("halve", "stop"):
+        p.append(("train.on_oom", f"unknown choice '{t.on_oom}'; choose halve or stop"))
+    if not math.isfinite(t.spike_factor) or (t.spike_factor != 0 and t.spike_factor <= 1):
+        p.append(("train.spike_factor", "must be 0 (only NaN or infinite losses) or above 1 (3 is usual)"))
     return p
 
 

@@ -146,11 +146,11 @@ def test_probe_keeps_fp32_unless_bf16_is_clearly_faster(monkeypatch):
 
 @pytest.mark.slow
 def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path, straight_run):
-    """Ten CLI runs in their own processes, each interrupted at a random moment of its training."""
+    """Six CLI runs in their own processes, each interrupted at a random moment of its training."""
     rng = random.Random(7)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     landed = []
-    for trial in range(10):
+    for trial in range(6):
         run = tmp_path / f"run{trial}"
         proc = subprocess.Popen([sys.executable, "-m", "autogpt_gui", "train", "--out", str(run), "--quiet",
                                  *_sets("train.max_steps=60")], env=env,
@@ -167,7 +167,7 @@ def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_p
         landed.append(load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"])
         assert cli.main(["resume", str(run), "--quiet"]) == 0  # in this process: the interrupt was the point
         assert_same_training_state(run / "checkpoints" / "last.pt", straight_run)
-    assert len(landed) >= 6, landed  # most trials really were interrupted mid-run
+    assert len(landed) >= 4, landed  # most trials really were interrupted mid-run
 
 
 WINDOW_SCRIPT = """

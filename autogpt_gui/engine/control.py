@@ -1,18 +1,22 @@
-"""The run folder's lock: one process writes a run at a time, and anyone can see which.
+"""The run folder's lock and control file: one process writes a run at a time, anyone can see which,
+and anyone can ask it for something.
 
 `RUN/lock` holds the writer's host, pid and start time. It is created exclusively (O_EXCL), so two
 trainers racing for one folder cannot both win; a lock whose writer has died on this host is taken
-over; one held on another host is respected (its pid cannot be checked from here).
+over; one held on another host is respected (its pid cannot be checked from here). `RUN/control.jsonl`
+carries requests (pause, stop, edit, ...) from other processes, read by the trainer between steps.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 from autogpt_gui.engine.checkpoint import pid_alive
+from autogpt_gui.engine.events import ENDED
 from autogpt_gui.errors import AutoGPTError
 
 
@@ -77,3 +81,68 @@ def _alive(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         return bool(holder.get("host"))  # another machine's writer: assume it is alive
     return pid_alive(holder.get("pid"))
+
+
+# ---- the control file: requests from outside the training process ------------------------------------
+CONTROL_FILE = "control.jsonl"
+KINDS = ("pause", "resume", "stop", "save", "evaluate", "sample", "edit")
+POLL_SECONDS = 0.25
+
+
+def send(folder: str | Path, kind: str, payload=None) -> None:
+    """Ask the process training `folder` for something (one of KINDS) by appending a line to its control
+    file; the trainer reads it between steps (within a quarter second while paused)."""
+    if kind not in KINDS:
+        raise AutoGPTError(f"unknown request '{kind}'; choose one of {', '.join(KINDS)}", "request")
+    line = json.dumps({"kind": kind, "payload": payload, "time": time.time(), "host": socket.gethostname(),
+                       "pid": os.getpid()})
+    with open(Path(folder) / CONTROL_FILE, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")  # one write of one line: appends from several writers never interleave
+
+
+class ControlFile:
+    """A trainer extension that follows RUN/control.jsonl from where it ended when the run started (old
+    requests are never replayed) and turns each new line into trainer.request(kind, payload)."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / CONTROL_FILE
+        self._thread: threading.Thread | None = None
+        self._ended = threading.Event()
+
+    def attach(self, trainer) -> None:
+        offset = self.path.stat().st_size if self.path.exists() else 0
+
+        def follow() -> None:
+            nonlocal offset
+            partial = b""
+            while not self._ended.wait(POLL_SECONDS):
+                try:
+                    with open(self.path, "rb") as fh:
+                        fh.seek(offset)
+                        data = fh.read()
+                except OSError:
+                    continue
+                offset += len(data)
+                *lines, partial = (partial + data).split(b"\n")
+                for raw in lines:
+                    try:
+                        req = json.loads(raw)
+                        if req.get("kind") in KINDS:
+                            trainer.request(req["kind"], req.get("payload"))
+                    except (ValueError, AttributeError):
+                        continue  # a damaged line is skipped, the next ones still count
+
+        def on_state(s) -> None:
+            if s.state == "running" and self._thread is None:
+                self._thread = threading.Thread(target=follow, name="control-file", daemon=True)
+                self._thread.start()
+            elif s.state in ENDED:
+                self._ended.set()
+
+        trainer.on("state", on_state)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, trainer, saved: dict) -> None:
+        pass

@@ -5,11 +5,13 @@ the same records. A new metric is a new field on one of these classes and nothin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 # The life of a run. "pausing" and "stopping" are asked for but not yet honoured (between steps).
 STATES = ("idle", "running", "pausing", "paused", "stopping", "stopped", "finished", "failed")
 ENDED = ("stopped", "finished", "failed")
+# What the charts mark on their step axis, besides evaluations and checkpoints (which have records of their own).
+MARKERS = ("edit", "rollback", "early_stop", "pause", "resume", "resumed", "extend", "oom")
 
 
 @dataclass
@@ -69,6 +71,18 @@ class RunState:
     state: str  # one of STATES
     step: int
     reason: str = ""
+
+
+@dataclass
+class Marker:
+    """Something happened to the run at a step: a live edit (values: {setting: [old, new]}), a rollback,
+    an early stop, a pause, a resume from a checkpoint, an extension. Written to metrics.jsonl."""
+
+    step: int
+    kind: str  # one of MARKERS
+    text: str
+    elapsed: float
+    values: dict = field(default_factory=dict)
 
 
 def numeric_fields(record_type) -> list[str]:

@@ -48,10 +48,17 @@ class _Loader:
         return x, y
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "pos": self.pos}
+        return {"epoch": self.epoch, "pos": self.pos, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self.set_batch_size(self.batch_size, was=int(state.get("batch_size", self.batch_size)))
+
+    def set_batch_size(self, batch_size: int, was: int | None = None) -> None:
+        """Change the micro-batch mid-epoch (halved after running out of memory): the position keeps counting
+        the same windows, in batches of the new size."""
+        self.pos = self.pos * (was or self.batch_size) // batch_size
+        self.batch_size = batch_size
 
 
 class RandomWindowLoader(_Loader):

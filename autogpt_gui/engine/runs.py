@@ -35,6 +35,8 @@ class RunSummary:
     reason: str = ""
     precision: str | None = None
     accuracy: float | None = None  # held-out exact match at the last evaluation (task data)
+    parent: str | None = None  # a branch: the run it forked from, and the step
+    fork_step: int | None = None
 
 
 class Run:
@@ -100,13 +102,29 @@ class Run:
             name = self.config().name or self.id
         except Exception:  # a damaged config still lists the run
             name = self.id
+        fork = self.branch() or {}
         return RunSummary(self.id, str(self.path), name, (self.path / "config.toml").stat().st_mtime,
                           int(st.get("step", 0)), st.get("max_steps"), st.get("best_val_loss"), status,
-                          st.get("reason", ""), st.get("precision"), st.get("accuracy"))
+                          st.get("reason", ""), st.get("precision"), st.get("accuracy"), fork.get("parent_id"),
+                          fork.get("step"))
 
     def remove_stale_files(self) -> list[Path]:
         """Delete temp files left by writers that died mid-write (kill -9); a live writer's are kept."""
         return remove_stale_temp_files(self.path) + remove_stale_temp_files(self.checkpoints_dir)
+
+    def write_branch(self, parent: Run, checkpoint: Path, step: int) -> None:
+        """Record that this run starts from `parent`'s checkpoint of `step` (a branch)."""
+        (self.path / "branch.json").write_text(json.dumps({
+            "parent": str(parent.path), "parent_id": parent.id, "step": step, "checkpoint": str(checkpoint)}),
+            encoding="utf-8")
+
+    def branch(self) -> dict | None:
+        """{"parent", "parent_id", "step", "checkpoint"} when this run was branched from another, else None."""
+        try:
+            data = json.loads((self.path / "branch.json").read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
 
     def has_checkpoint(self) -> bool:
         return (self.checkpoints_dir / "last.pt").is_file()
@@ -161,6 +179,11 @@ class Run:
             with open(samples_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
 
+        def on_marker(m):
+            with guard:
+                pending.append(json.dumps({"type": "marker", **asdict(m)}) + "\n")
+            flush()
+
         def on_checkpoint(c):
             flush()
             status(trainer.state)
@@ -172,7 +195,7 @@ class Run:
                 self.lock.release()
 
         for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
-                          ("checkpoint", on_checkpoint), ("state", on_state)):
+                          ("checkpoint", on_checkpoint), ("state", on_state), ("marker", on_marker)):
             trainer.on(event, fn)
         self.remove_stale_files()
         status(trainer.state)
@@ -192,10 +215,30 @@ class Run:
                         # a resumed run rewrites the steps after its checkpoint: keep the newer ones
                         steps = [s for s in steps if s["step"] < rec["step"]]
                         evals = [e for e in evals if e["step"] < rec["step"]]
-                    (steps if rec.get("type") == "step" else evals).append(rec)
+                    if rec.get("type") in ("step", "eval"):
+                        (steps if rec["type"] == "step" else evals).append(rec)
         except OSError:
             pass
         return steps, evals
+
+    def read_markers(self) -> list[dict]:
+        """The Marker records of metrics.jsonl (edits, rollbacks, early stop, pauses, resumes), in order."""
+        out: list[dict] = []
+        try:
+            with open(self.path / "metrics.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    if '"marker"' in line:
+                        try:
+                            rec = json.loads(line)
+                        except ValueError:
+                            continue
+                        if rec.get("type") == "marker":
+                            if rec.get("kind") == "resumed":  # what the old run did after that checkpoint is gone
+                                out = [m for m in out if m["step"] <= rec["step"]]
+                            out.append(rec)
+        except OSError:
+            pass
+        return out
 
     def read_samples(self) -> list[dict]:
         out = []

@@ -16,7 +16,10 @@ import torch
 from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
 from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.control import ControlFile
 from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
+from autogpt_gui.engine.edits import LiveEdits
+from autogpt_gui.engine.guards import DivergenceGuard, EarlyStop, HalveOnOOM
 from autogpt_gui.engine.hf import imported_shape, load_pretrained, load_weights, lora_base
 from autogpt_gui.engine.inference import checked_model_config, generate_text, mismatch_error
 from autogpt_gui.engine.loaders import EpochLoader, EvalLoader, RandomWindowLoader
@@ -84,7 +87,8 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": o.weight_decay, "decay": True},  # "decay": which a live edit changes
+              {"params": no_decay, "weight_decay": 0.0, "decay": False}]
     extra = {"fused": True} if device.type == "cuda" else {}
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), **extra)
@@ -93,23 +97,29 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.beta1)
 
 
+class TextSampler:
+    """model -> (prompt, text): a short continuation of the prompt, seeded by how many samples came before.
+    `prompt` and `tokens` may change between steps (live edits)."""
+
+    def __init__(self, tokenizer: Tokenizer, prompt: str, tokens: int, seed: int):
+        self.tokenizer, self.prompt, self.tokens, self.seed = tokenizer, prompt, tokens, seed
+        self.count = 0
+
+    def __call__(self, model) -> tuple[str, str]:
+        self.count += 1
+        prompt = self.prompt or "\n"
+        text = generate_text(model, self.tokenizer, prompt, self.tokens, temperature=0.8, top_k=50,
+                             seed=self.seed + self.count)
+        return prompt, text
+
+
 def make_sampler(tokenizer: Tokenizer, cfg: RunConfig) -> Callable:
-    """model -> (prompt, text): a short continuation of the configured prompt, seeded by step; for task
-    data, a few held-out examples with the model's answer and the right one."""
+    """A TextSampler of the configured prompt; for task data, a few held-out examples with the model's answer
+    and the right one."""
     if cfg.data.source.startswith("task:"):
         examples = held_out(cfg.data, limit=6)
         return lambda model: ("held-out examples:\n", worked_examples(model, tokenizer, examples))
-    prompt = cfg.train.sample_prompt or "\n"
-    n = cfg.train.sample_tokens
-    counter = [0]
-
-    def sample(model) -> tuple[str, str]:
-        counter[0] += 1
-        text = generate_text(model, tokenizer, prompt, n, temperature=0.8, top_k=50,
-                             seed=cfg.train.seed + counter[0])
-        return prompt, text
-
-    return sample
+    return TextSampler(tokenizer, cfg.train.sample_prompt, cfg.train.sample_tokens, cfg.train.seed)
 
 
 def make_scorer(tokenizer: Tokenizer, cfg: RunConfig) -> Callable | None:
@@ -183,7 +193,15 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
                       sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens else None,
                       scorer=make_scorer(data.tokenizer, cfg),
                       grad_clip=cfg.optim.grad_clip, extra_state=extra)
+    trainer.add("edits", LiveEdits(cfg))
+    if t.early_stop_patience:
+        trainer.add("early_stop", EarlyStop(t.early_stop_patience, t.early_stop_min_delta))
+    if t.on_divergence == "rollback":
+        trainer.add("divergence", DivergenceGuard(t.spike_factor))
+    if t.on_oom == "halve":
+        trainer.add("oom", HalveOnOOM())
     if run is not None:
+        trainer.add("control", ControlFile(run.path))
         run.attach(trainer)
         data.tokenizer.save(run.path / "tokenizer.json")
     if state is not None:

@@ -18,11 +18,13 @@ import torch
 
 from autogpt_gui import length
 from autogpt_gui.config import TrainConfig
-from autogpt_gui.engine.checkpoint import CheckpointFolder, capture_rng, restore_rng
+from autogpt_gui.engine import snapshot
+from autogpt_gui.engine.checkpoint import CheckpointFolder
 from autogpt_gui.engine.events import (
     CheckpointSaved,
     EvalMetrics,
     Finished,
+    Marker,
     RunState,
     SampleText,
     StepMetrics,
@@ -32,7 +34,7 @@ from autogpt_gui.engine.schedules import Schedule
 from autogpt_gui.errors import TrainingError
 
 log = logging.getLogger("autogpt_gui")
-EVENTS = ("step", "eval", "checkpoint", "sample", "log", "state", "finished")
+EVENTS = ("step", "eval", "checkpoint", "sample", "log", "state", "finished", "marker")
 __all__ = ["Trainer", "StepMetrics", "EvalMetrics", "CheckpointSaved", "SampleText", "Finished", "RunState"]
 
 
@@ -72,6 +74,12 @@ class Trainer:
         if self.config.max_steps or self.config.epochs:  # a configured length; a negative one is refused here
             self._plan(None)
         self._scaler_state: dict | None = None
+        self.lr_scale = 1.0  # times the schedule: rollbacks halve it
+        self.extensions: dict[str, object] = {}  # add(): live edits, guards; their state rides in checkpoints
+        self.step_checks: list[Callable] = []  # fn(trainer, loss, grad_norm) -> why to skip this update, or None
+        self.oom_handlers: list[Callable] = []  # fn(trainer, error, this step's batches) -> True if it redid them
+        self._step_batches: list = []
+        self._end_status = "stopped"  # a "finish" request (early stop) ends the run as finished
         self._t0 = 0.0
         self.precision: str | None = None
         self.precision_reason = ""
@@ -103,16 +111,30 @@ class Trainer:
         for fn in self.events[event]:
             fn(payload)
 
+    def add(self, name: str, extension) -> None:
+        """Attach an extension (engine/guards.py, engine/edits.py): extension.attach(trainer) subscribes it; its
+        state_dict() / load_state_dict() are kept in checkpoints under its name."""
+        self.extensions[name] = extension
+        extension.attach(self)
+
+    def marker(self, kind: str, text: str, values: dict | None = None) -> None:
+        """Announce something that happened at this step (a Marker on the charts and in metrics.jsonl)."""
+        self._emit("log", text)
+        self._emit("marker", Marker(self.step, kind, text, self.elapsed, values or {}))
+
     def request(self, kind: str, payload=None) -> None:
-        """Thread-safe: pause, resume, stop (payload: the reason), save, evaluate, sample, or call.
+        """Thread-safe: pause, resume, stop or finish (payload: the reason), save, evaluate, sample, edit
+        (payload: {setting: value}), or call (payload: fn(trainer)).
 
         Honoured between steps. A request from another thread is announced at once as a
         "pausing" / "stopping" state; one from the loop's own thread (a signal handler) is
         announced when honoured, so nothing is written from inside a signal handler.
         """
-        if kind == "stop":
+        if kind in ("stop", "finish"):
             if payload and not self.stop_reason:
                 self.stop_reason = str(payload)
+            if kind == "finish" and not self._stop.is_set():
+                self._end_status = "finished"
             self._stop.set()
         self._requests.put((kind, payload))
         if self._loop_thread is not None and threading.current_thread() is not self._loop_thread:
@@ -146,12 +168,22 @@ class Trainer:
         losses: list[float] = []
         t_last = time.perf_counter()
         for x, y in self.train_loader:
-            loss = self._micro_step(x, y)
-            self._micro_losses.append(loss)
-            self._micro += 1
+            self._step_batches.append((x, y))
+            try:
+                loss = self._micro_step(x, y)
+            except Exception as err:
+                if not any(handle(self, err, self._step_batches) for handle in self.oom_handlers):
+                    raise
+            else:
+                self._micro_losses.append(loss)
+                self._micro += 1
             if self._micro < self.config.grad_accum:
                 continue
-            metrics = self._optimizer_step(x.numel(), t_last)
+            tokens = sum(bx.numel() for bx, _ in self._step_batches)
+            self._step_batches = []
+            metrics = self._optimizer_step(tokens, t_last)
+            if metrics is None:  # a step check skipped this update (engine/guards.py)
+                continue
             losses.append(metrics.loss)
             self._after_step(metrics)
             t_last = time.perf_counter()
@@ -196,9 +228,10 @@ class Trainer:
                     self._emit("log", f"epoch {self.epoch}: train loss {mean:.4f}, "
                                       f"validation loss {self.last_val_loss:.4f}")
             if self._stop.is_set():
-                self._set_state("stopping", self.stop_reason)
-                self.save_checkpoint("stop")
-                return self._finish("stopped", self.stop_reason)
+                if self._end_status == "stopped":
+                    self._set_state("stopping", self.stop_reason)
+                self.save_checkpoint("stop" if self._end_status == "stopped" else "last")
+                return self._finish(self._end_status, self.stop_reason)
             if self.last_eval_step != self.step:
                 self._run_eval()
             self.save_checkpoint("last")
@@ -266,7 +299,7 @@ class Trainer:
         if x.device != self.device:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self._micro == 0 and self.schedule is not None:
-            lr = self.schedule(self.step)
+            lr = self.schedule(self.step) * self.lr_scale
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
         with autocast_for(self.precision or "fp32", self.device):
@@ -275,31 +308,36 @@ class Trainer:
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         return loss.detach()
 
-    def _optimizer_step(self, batch_tokens: int, t_last: float) -> StepMetrics:
+    def _optimizer_step(self, step_tokens: int, t_last: float) -> StepMetrics | None:
         grad_norm = None
         if self.grad_clip and self.grad_clip > 0:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        loss = float(sum(self._micro_losses) / len(self._micro_losses))
+        norm = None if grad_norm is None else float(grad_norm)
+        if any(check(self, loss, norm) for check in self.step_checks):
+            self.optimizer.zero_grad(set_to_none=True)  # the update never happens: the weights stay good
+            self._micro, self._micro_losses = 0, []
+            return None
+        if not math.isfinite(loss):  # before the update, so the weights in memory stay finite too
+            raise TrainingError(
+                f"the loss became {loss} at step {self.step + 1}; training stopped and the last good checkpoint "
+                "is kept. Lower the learning rate, enable gradient clipping, or use fp32", "optim.lr")
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = float(sum(self._micro_losses) / len(self._micro_losses))
         self._micro, self._micro_losses = 0, []
         self.step += 1
-        tokens = batch_tokens * self.config.grad_accum
+        tokens = step_tokens
         self.tokens_seen += tokens
         now = time.perf_counter()
         self.elapsed = now - self._t0
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {loss} at step {self.step}; training stopped and the last good checkpoint "
-                "is kept. Lower the learning rate, enable gradient clipping, or use fp32", "optim.lr")
         return StepMetrics(self.step, self.epoch, loss, self.optimizer.param_groups[0]["lr"],
-                           None if grad_norm is None else float(grad_norm), tokens / max(now - t_last, 1e-9),
+                           norm, tokens / max(now - t_last, 1e-9),
                            self.elapsed, self.tokens_seen, self.max_steps)
 
     def _after_step(self, m: StepMetrics) -> None:
@@ -363,13 +401,15 @@ class Trainer:
             if kind == "pause" and not self._paused:
                 self._paused = True
                 self._set_state("paused")
-                self._emit("log", f"paused at step {self.step}")
+                self.marker("pause", f"paused at step {self.step}")
             elif kind == "resume" and self._paused:
                 self._paused = False
                 self._set_state("running")
-                self._emit("log", f"resumed at step {self.step}")
+                self.marker("resume", f"resumed at step {self.step}")
                 self._t0 = time.perf_counter() - self.elapsed
-            elif kind == "stop":
+            elif kind == "edit" and "edits" in self.extensions:
+                self.extensions["edits"].apply(self, payload)  # type: ignore[attr-defined]
+            elif kind in ("stop", "finish"):
                 self._paused = False
                 return
             elif kind == "save":
@@ -382,42 +422,14 @@ class Trainer:
             elif kind == "call":
                 payload(self)
 
-    # ---- exact resume --------------------------------------------------------------------------
+    # ---- exact resume (engine/snapshot.py) ---------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this run is now."""
-        loader_state = self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-            "trainer": {"step": self.step, "epoch": self.epoch, "tokens_seen": self.tokens_seen,
-                        "elapsed": self.elapsed, "best_val_loss": self.best_val_loss,
-                        "last_val_loss": self.last_val_loss},
-            "loader": loader_state,
-            "rng": capture_rng(),
-            "precision": {"value": self.precision, "reason": self.precision_reason} if self.precision else None,
-            **self.extra_state,
-        }
+        return snapshot.capture(self)
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a state_dict(): weights, optimizer, counters, data position and RNG states."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self._scaler_state = state.get("scaler")
-        t = state["trainer"]
-        self.step, self.epoch, self.tokens_seen = int(t["step"]), int(t["epoch"]), int(t["tokens_seen"])
-        self.elapsed, self.best_val_loss = float(t["elapsed"]), float(t["best_val_loss"])
-        self.last_val_loss = t.get("last_val_loss")
-        self.last_eval_step = self.step if self.last_val_loss is not None else -1
-        if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
-            self.train_loader.load_state_dict(state["loader"])
-        restore_rng(state["rng"])
-        chosen = state.get("precision")
-        if chosen and self.config.precision == "auto" and not self._prepared:
-            # decided once per run: a resumed run keeps the precision it started with, without probing
-            self.precision = str(chosen["value"])
-            self.precision_reason = f"{chosen['reason']}; chosen when the run started, kept on resume"
-        self._emit("log", f"resumed at step {self.step}, epoch {self.epoch}, {self.tokens_seen:,} tokens seen")
+        """Restore a state_dict(): weights, optimizer, counters, data position, RNG states, extensions."""
+        snapshot.restore(self, state)
 
 
 def _seed_defaults() -> TrainConfig:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.engine.events import EvalMetrics, StepMetrics, numeric_fields
+from autogpt_gui.ui.markers import MarkerLayer
 
 X_AXES = {"step": "Step", "tokens_seen": "Tokens seen", "elapsed": "Time (s)"}
 # columns come from the records' own dataclasses: a new metric is added there, nowhere else
@@ -176,6 +177,7 @@ class ChartsPanel(QWidget):
             c.setClipToView(True)
         self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((128, 128, 128), style=Qt.DashLine))
         self.loss_plot.addItem(self.crosshair, ignoreBounds=True)
+        self.markers = MarkerLayer(self.loss_plot)  # edits, rollbacks, early stop, ... (ui/markers.py)
         self._mouse = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
         layout = QVBoxLayout(self)
@@ -185,6 +187,7 @@ class ChartsPanel(QWidget):
 
     # ---- feeding data ---------------------------------------------------------------------------
     def reset(self) -> None:
+        self.markers.clear()
         self.steps.clear()
         self.evals.clear()
         self._smooth = np.zeros(0)
@@ -206,8 +209,16 @@ class ChartsPanel(QWidget):
         self.evals.extend(rows_of([record], EVAL_COLUMNS))
         self.schedule_redraw()
 
-    def load_history(self, steps: list[dict], evals: list[dict]) -> None:
+    def add_marker(self, record: dict) -> None:
+        """Mark an event (a Marker as a dict) on the loss chart."""
+        self.markers.add(record)
+        self.schedule_redraw()
+
+    def load_history(self, steps: list[dict], evals: list[dict], markers: list[dict] | tuple = ()) -> None:
         """Show a finished (or resumed) run's whole log at once."""
+        self.markers.clear()
+        for record in markers:
+            self.markers.add(record)
         self.steps.clear()
         self.evals.clear()
         self._smooth = np.zeros(0)
@@ -251,6 +262,7 @@ class ChartsPanel(QWidget):
         self.lr_curve.setData(x[keep], self.steps.col("lr")[keep], skipFiniteCheck=True)
         self.tps_curve.setData(x[keep], self.steps.col("tokens_per_sec")[keep], skipFiniteCheck=True)
         self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val_loss"))
+        self.markers.place(self.steps.col("step"), x)
         self.loss_plot.setLabel("bottom", X_AXES[self.x_key])
         accuracy = self.evals.col("accuracy")
         has_accuracy = bool(np.isfinite(accuracy).any())

@@ -29,6 +29,7 @@ class CheckpointsPanel(QWidget):
     save_requested = Signal()
     resume_requested = Signal(str)  # checkpoint path
     export_requested = Signal(str, str)  # checkpoint path, format ("hf" or "native")
+    branch_requested = Signal(str)  # checkpoint path: a new run from it with the form's settings
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -40,6 +41,9 @@ class CheckpointsPanel(QWidget):
         self.save_btn.setToolTip("Save a checkpoint of the running model now")
         self.resume_btn = QPushButton("Resume from selected")
         self.resume_btn.setToolTip("Continue training from the selected checkpoint, exactly where it was")
+        self.branch_btn = QPushButton("Branch…")
+        self.branch_btn.setToolTip("Start a new run from the selected checkpoint with the settings in the form "
+                                   "(change the learning rate first, say); the new run remembers where it forked")
         self.open_btn = QPushButton("Open folder")
         self.open_btn.setToolTip("Show the checkpoint files in your file manager")
         self.export_btn = QPushButton("Export…")
@@ -56,10 +60,11 @@ class CheckpointsPanel(QWidget):
         self.resume_btn.clicked.connect(lambda: self.selected() and self.resume_requested.emit(self.selected()))
         self.export_btn.clicked.connect(lambda: self.selected() and self.export_requested.emit(
             self.selected(), self.export_format.currentData()))
+        self.branch_btn.clicked.connect(lambda: self.selected() and self.branch_requested.emit(self.selected()))
         self.open_btn.clicked.connect(self._open_folder)
         self.delete_btn.clicked.connect(self._delete)
         row = QHBoxLayout()
-        for b in (self.save_btn, self.resume_btn, self.open_btn, self.export_btn, self.export_format, self.delete_btn):
+        for b in (self.save_btn, self.resume_btn, self.branch_btn, self.open_btn, self.export_btn, self.export_format, self.delete_btn):
             row.addWidget(b)
         row.addStretch(1)
         layout = QVBoxLayout(self)
@@ -107,6 +112,7 @@ class CheckpointsPanel(QWidget):
     def _selection_changed(self) -> None:
         has = self.selected() is not None
         self.resume_btn.setEnabled(has and not getattr(self, "running", False))
+        self.branch_btn.setEnabled(has and not getattr(self, "running", False))
         self.export_btn.setEnabled(has)
         self.delete_btn.setEnabled(has and not getattr(self, "running", False))
         self.open_btn.setEnabled(self.folder is not None)

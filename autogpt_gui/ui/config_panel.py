@@ -116,6 +116,19 @@ SECTIONS = {
         ("train.seed", "Seed", "int", (0, 2**31 - 1), "Same seed, same run: the results repeat exactly."),
         ("train.sample_prompt", "Sample prompt", "text", None, "Text the samples at each evaluation start from."),
         ("train.sample_tokens", "Sample length", "int", (0, 100000), "Tokens in each sample at an evaluation (0: none)."),
+        ("train.early_stop_patience", "Early stop after", "int", (0, 10**6), "End the run when this many evaluations "
+         "in a row bring no improvement of the validation loss (0: never). The best checkpoint is kept."),
+        ("train.early_stop_min_delta", "Early stop margin", "float", (0.0, 10.0, 0.001),
+         "How much lower a validation loss must be to count as an improvement."),
+        ("train.on_divergence", "On divergence", "choice", [("rollback", "Roll back the step, halve the rate"),
+                                                            ("stop", "Stop the run")],
+         "A loss that becomes NaN or spikes: skip that step's update and its batch, halve the learning rate and go "
+         "on (three times within 100 steps stops the run), or stop at once. The last checkpoint is kept."),
+        ("train.on_oom", "Out of memory", "choice", [("halve", "Halve the micro-batch, go on"), ("stop", "Stop the run")],
+         "When a step does not fit in memory: halve the micro-batch and double the accumulation (the same effective "
+         "batch) and redo the step, or stop. The last checkpoint is kept either way."),
+        ("train.spike_factor", "Spike threshold", "float", (0.0, 1000.0, 0.5), "A loss above this many times its "
+         "running median counts as a spike (0: only NaN or infinite losses)."),
     ],
 }
 
@@ -124,6 +137,7 @@ class ConfigPanel(QScrollArea):
     """Edits a RunConfig. Emits changed(RunConfig) after every edit."""
 
     changed = Signal(object)
+    find_lr_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -158,7 +172,17 @@ class ConfigPanel(QScrollArea):
                 v = QVBoxLayout(cell)
                 v.setContentsMargins(0, 0, 0, 0)
                 v.setSpacing(1)
-                v.addWidget(editor)
+                if key == "optim.lr":  # the learning-rate finder sits beside the field it fills
+                    row = QHBoxLayout()
+                    row.addWidget(editor, 1)
+                    self.find_lr = QPushButton("Find…")
+                    self.find_lr.setToolTip("Sweep the learning rate on a copy of this model for ~100 steps and "
+                                            "suggest one (plotted: loss against learning rate).")
+                    self.find_lr.clicked.connect(self.find_lr_requested)
+                    row.addWidget(self.find_lr)
+                    v.addLayout(row)
+                else:
+                    v.addWidget(editor)
                 v.addWidget(error)
                 name = QLabel(label)
                 name.setToolTip(tip)
@@ -346,6 +370,13 @@ class ConfigPanel(QScrollArea):
             found += memory_problems(self._cfg, memory, where if self._cfg.train.device != "auto" else
                                      "the chosen device", self._vocab)
         return found
+
+    def set_lr(self, lr: float) -> None:
+        """Take a learning rate (the finder's suggestion), with a tenth of it as the schedule's floor."""
+        cfg = self._cfg
+        cfg.optim = replace(cfg.optim, lr=float(f"{lr:.2g}"), min_lr=float(f"{lr / 10:.2g}"))
+        self.set_config(cfg)
+        self.changed.emit(cfg)
 
     def _take_pretrained(self, cfg) -> None:
         """A pretrained model fixes the shape and the tokenizer: show its values in the form, locked."""

@@ -29,12 +29,15 @@ from autogpt_gui.ui.config_panel import ConfigPanel
 from autogpt_gui.ui.controls import RunControls
 from autogpt_gui.ui.data_panel import DataPanel
 from autogpt_gui.ui.jobs import Jobs
+from autogpt_gui.ui.live_edit import LiveEditPanel
+from autogpt_gui.ui.lr_finder import LRFinderDialog
 from autogpt_gui.ui.runs_panel import RunsPanel
 from autogpt_gui.ui.samples_panel import SamplesPanel
 from autogpt_gui.ui.widgets import Banner
+from autogpt_gui.ui.window_state import WindowState
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowState, QMainWindow):
     """Configuration on the left; controls, charts and tabs (samples, checkpoints, data, runs, log) on the right."""
 
     def __init__(self, settings_path: Path | None = None):
@@ -55,6 +58,7 @@ class MainWindow(QMainWindow):
         self.checkpoints = CheckpointsPanel()
         self.data = DataPanel()
         self.runs = RunsPanel()
+        self.live = LiveEditPanel()
         self.background = Jobs(self, self.show_error)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -62,8 +66,9 @@ class MainWindow(QMainWindow):
         self.resume_banner = Banner("resumeBanner")
 
         self.tabs = QTabWidget()
-        for widget, title in ((self.samples, "Samples && playground"), (self.checkpoints, "Checkpoints"),
-                              (self.data, "Data"), (self.runs, "Runs"), (self.log, "Log")):
+        for widget, title in ((self.samples, "Samples && playground"), (self.live, "Steer run"),
+                              (self.checkpoints, "Checkpoints"), (self.data, "Data"), (self.runs, "Runs"),
+                              (self.log, "Log")):
             self.tabs.addTab(widget, title)
         top = QWidget()
         tv = QVBoxLayout(top)
@@ -116,7 +121,11 @@ class MainWindow(QMainWindow):
         self.checkpoints.save_requested.connect(lambda: self._request("save"))
         self.checkpoints.resume_requested.connect(self.resume_from)
         self.checkpoints.export_requested.connect(self.export_checkpoint)
+        self.checkpoints.branch_requested.connect(self.branch_from)
         self.samples.generate_requested.connect(self.generate)
+        self.live.edit_requested.connect(lambda changes: self.worker and self.worker.request("edit", changes))
+        self.live.extend_requested.connect(self.extend_run)
+        self.config_panel.find_lr_requested.connect(self.find_lr)
         self.data.tokenize_requested.connect(self.tokenize)
         self.data.cancel_requested.connect(lambda: self.background.cancel("tokenize"))
         self.runs.open_requested.connect(self.open_run)
@@ -205,6 +214,43 @@ class MainWindow(QMainWindow):
         self._show_run_history(run)
         self._launch(workers.TrainingWorker(cfg, str(run.path), checkpoint))
 
+    def branch_from(self, checkpoint: str) -> None:
+        """A new run that starts from `checkpoint` with the form's settings; it records its parent and step."""
+        problems = self.config_panel.problems()
+        if self.worker is not None or problems:
+            self.show_error("stop the running run first" if self.worker is not None else
+                            f"fix the configuration first ({problems[0][0]}: {problems[0][1]})")
+            return
+        parent, cfg = Run(Path(checkpoint).parent.parent), copy.deepcopy(self.config_panel.config())
+        entry = next((c for c in self.checkpoints.folder.list() if c.path == checkpoint), None)
+        run = Run.create(cfg, paths.runs_dir())
+        run.write_branch(parent, Path(checkpoint), entry.step if entry else 0)
+        self.charts.reset()
+        self.samples.clear_samples()
+        self._launch(workers.TrainingWorker(cfg, str(run.path), checkpoint))
+
+    def extend_run(self, steps: int) -> None:
+        """Continue the run shown (finished or stopped) for `steps` more steps from its last checkpoint."""
+        if self.worker is None and self.run_path and Run(self.run_path).has_checkpoint():
+            run = Run(self.run_path)
+            self._show_run_history(run)
+            self._launch(workers.TrainingWorker(run.config(), str(run.path), str(run.checkpoints_dir / "last.pt"),
+                                                extend=steps))
+
+    def find_lr(self) -> None:
+        """Sweep the learning rate on a copy of the configured model; the dialog offers the suggestion."""
+        problems = self.config_panel.problems()
+        if problems:
+            self.show_error(f"fix the configuration first ({problems[0][0]}: {problems[0][1]})", problems[0][0])
+            return
+        dialog = LRFinderDialog(self)
+        dialog.use.connect(self.config_panel.set_lr)
+        dialog.finished.connect(lambda _: self.background.cancel("find-lr"))
+        self.lr_dialog = dialog
+        self.background.start("find-lr", workers.find_lr_job(copy.deepcopy(self.config_panel.config())),
+                              dialog.show_result, lambda msg, field: dialog.failed(msg), dialog.show_progress)
+        dialog.show()
+
     def _launch(self, worker: workers.TrainingWorker) -> None:
         self.error_banner.hide()
         self.resume_banner.hide()
@@ -216,6 +262,7 @@ class MainWindow(QMainWindow):
         worker.evaluated.connect(self._evaluated)
         workers.deliver(worker.checkpoint_saved, lambda c: self.checkpoints.refresh(), self)
         worker.sampled.connect(self.samples.add_sample)
+        worker.marked.connect(self.charts.add_marker)
         worker.logged.connect(self._logged)
         worker.state_changed.connect(self._state_changed)
         worker.errored.connect(self.show_error)
@@ -244,6 +291,9 @@ class MainWindow(QMainWindow):
     def _started(self, info: dict) -> None:
         self.run_path = info["run_path"]
         self.controls.run_started(info)
+        self.live.load(self.worker.cfg if self.worker is not None else self.config_panel.config())
+        self.live.set_live(True)
+        self.live.set_extendable(False)
         self.checkpoints.set_folder(self.run_path)
         self.samples.set_checkpoint(None)
         self.runs.running_path = self.run_path
@@ -272,6 +322,8 @@ class MainWindow(QMainWindow):
 
     def _finished(self, info: dict) -> None:
         self.worker = None
+        self.live.set_live(False, f"The run has {info['status']}; extend it to train further.")
+        self.live.set_extendable(bool(self.run_path and Run(self.run_path).has_checkpoint()))
         self.controls.set_running(False)
         self.checkpoints.set_training(False)
         self.checkpoints.refresh()
@@ -306,12 +358,14 @@ class MainWindow(QMainWindow):
         self._show_run_history(run)
         self.checkpoints.set_folder(path)
         self.run_path = path
+        self.live.load(run.config())
+        self.live.set_extendable(run.has_checkpoint())
         self.tabs.setCurrentWidget(self.checkpoints)
 
     def _show_run_history(self, run: Run) -> None:
         run.remove_stale_files()
         steps, evals = run.read_metrics()
-        self.charts.load_history(steps, evals)
+        self.charts.load_history(steps, evals, run.read_markers())
         self.samples.clear_samples()
         for s in run.read_samples():
             self.samples.add_sample(s)
@@ -377,59 +431,6 @@ class MainWindow(QMainWindow):
         self.charts.reset()
         self.samples.clear_samples()
         self._launch(workers.TrainingWorker(cfg, str(run.path)))
-
-    # ---- settings and closing ---------------------------------------------------------------------
-    def _restore_settings(self) -> None:
-        last = paths.settings_file().with_name("last_config.toml")
-        if last.exists():
-            try:
-                self.set_config(RunConfig.load(last))
-            except ConfigError:
-                self.set_config(RunConfig())
-        else:
-            self.set_config(RunConfig())
-        for key, splitter in (("main", self.main), ("right", self.right)):
-            state = self.settings.value(f"splitter/{key}")
-            if state is not None:
-                splitter.restoreState(state)
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-
-    def _save_last_config(self) -> None:
-        try:
-            self.config_panel.config().save(paths.settings_file().with_name("last_config.toml"))
-        except OSError:
-            pass
-
-    def close_for_signal(self, reason: str) -> None:
-        """The process is being ended (SIGTERM, logout): stop and save without asking, then close."""
-        self._end_reason = reason
-        self.close()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.worker is not None:
-            reason = self._end_reason
-            if not reason:
-                answer = QMessageBox.question(self, "Training is running",
-                                              "Stop training, save a checkpoint and quit?")
-                if answer != QMessageBox.Yes:
-                    event.ignore()
-                    return
-            self.worker.request("stop", reason or "the window was closed")
-        self._preview_timer.stop()
-        self.background.cancel_all()
-        self.wait_for_threads()
-        self._save_last_config()
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("splitter/main", self.main.saveState())
-        self.settings.setValue("splitter/right", self.right.saveState())
-        self.settings.sync()
-        event.accept()
-
-    def wait_for_threads(self, timeout_s: float = 120.0) -> bool:
-        """Join every worker thread, letting their last signals through; True when all ended."""
-        return self.background.wait(timeout_s)
 
 
 def _about_text() -> str:

@@ -61,7 +61,8 @@ class RunsPanel(QWidget):
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.summaries))
         for i, r in enumerate(self.summaries):
-            name = QTableWidgetItem(r.name if r.name == r.id else f"{r.name}  ({r.id})")
+            fork = f"  ⑂ {r.parent} @ {r.fork_step}" if r.parent else ""  # a branch: its parent and fork step
+            name = QTableWidgetItem((r.name if r.name == r.id else f"{r.name}  ({r.id})") + fork)
             name.setFlags(name.flags() | Qt.ItemIsUserCheckable)
             name.setCheckState(Qt.Checked if r.path in ticked else Qt.Unchecked)
             name.setData(256, r.path)

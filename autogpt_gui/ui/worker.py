@@ -76,6 +76,7 @@ class TrainingWorker(QObject):
     evaluated = Signal(dict)
     checkpoint_saved = Signal(dict)
     sampled = Signal(dict)
+    marked = Signal(dict)  # engine.events.Marker as a dict: edits, rollbacks, early stop, ...
     logged = Signal(str)
     state_changed = Signal(dict)  # engine.events.RunState as a dict: the one source of the run's state
     finished = Signal(dict)
@@ -84,9 +85,9 @@ class TrainingWorker(QObject):
     generation_done = Signal(str)
     done = Signal()
 
-    def __init__(self, cfg, run_path: str | None = None, resume_from: str | None = None):
+    def __init__(self, cfg, run_path: str | None = None, resume_from: str | None = None, extend: int = 0):
         super().__init__()
-        self.cfg, self.run_path, self.resume_from = cfg, run_path, resume_from
+        self.cfg, self.run_path, self.resume_from, self.extend = cfg, run_path, resume_from, extend
         self.trainer = None
         self.run_folder = None  # the Run once there is one (not `self.run`: that is the thread's slot)
         self._cancel = threading.Event()
@@ -97,7 +98,8 @@ class TrainingWorker(QObject):
 
     # ---- requests from the GUI thread (thread-safe) ---------------------------------------
     def request(self, kind: str, payload=None) -> None:
-        """pause, resume, stop (payload: why), save, evaluate or sample; before training starts, stop cancels."""
+        """pause, resume, stop (payload: why), save, evaluate, sample or edit (payload: {setting: value});
+        before training starts, stop cancels."""
         if kind == "stop":
             self._cancel.set()
             self._stop_reason = payload
@@ -161,9 +163,17 @@ class TrainingWorker(QObject):
         self.tokenizer = session.tokenizer
         tr = session.trainer
         for event, fn in (("step", self._on_step), ("eval", self._on_eval), ("checkpoint", self._on_checkpoint),
-                          ("sample", self._on_sample), ("log", self._on_log), ("state", self._on_state)):
+                          ("sample", self._on_sample), ("log", self._on_log), ("state", self._on_state),
+                          ("marker", lambda m: self.marked.emit(asdict(m)))):
             tr.on(event, fn)
         self.trainer = tr
+        resumed = [m for m in run.read_markers()[-1:] if m["kind"] == "resumed"] if self.resume_from else []
+        for m in resumed:  # announced while the checkpoint loaded, before these listeners: the run folder has it
+            self.marked.emit(m)
+        if self.extend:  # more steps for a finished run; its schedule goes on from where it is
+            tr.extensions["edits"].extend(tr, self.extend)
+            self.cfg = tr.extensions["edits"].cfg
+            self.cfg.save(run.path / "config.toml")
         if self._cancel.is_set():
             tr.request("stop", self._stop_reason)
         tr.prepare()  # precision is chosen now, so "started" can say what it chose
@@ -303,6 +313,18 @@ def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperatur
         model, tokenizer, _ = load_model(Path(checkpoint))
         return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed=seed,
                              on_text=task.text.emit)
+
+    return job
+
+
+def find_lr_job(cfg):
+    """A Task function: sweep the learning rate on a fresh copy of cfg's model; progress is (lr as text, loss)."""
+
+    def job(task: Task) -> dict:
+        from autogpt_gui.engine.lr_finder import find_lr
+
+        sweep = find_lr(cfg, progress=lambda i, lr, loss: task.progress(f"{lr:.6e}", loss), cancelled=task.cancelled)
+        return {"lrs": sweep.lrs, "smoothed": sweep.smoothed, "suggestion": sweep.suggestion, "text": sweep.describe()}
 
     return job
 

@@ -1,0 +1,53 @@
+"""What a checkpoint holds of a Trainer, and putting it back: the exact-resume contract in one place.
+
+Weights, optimizer and scaler, counters, the loader's position, every RNG stream, the precision the run
+chose, the learning-rate multiplier and each extension's state (live edits, guards), plus the plain data
+the session adds (configuration, model shape, tokenizer). Restoring all of it makes N + M steps through
+a checkpoint bitwise equal to N + M straight.
+"""
+from __future__ import annotations
+
+from autogpt_gui.engine.checkpoint import capture_rng, restore_rng
+
+
+def capture(trainer) -> dict:
+    loader = trainer.train_loader
+    return {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scaler": trainer.scaler.state_dict() if trainer.scaler else None,
+        "trainer": {"step": trainer.step, "epoch": trainer.epoch, "tokens_seen": trainer.tokens_seen,
+                    "elapsed": trainer.elapsed, "best_val_loss": trainer.best_val_loss,
+                    "last_val_loss": trainer.last_val_loss},
+        "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+        "rng": capture_rng(),
+        "precision": {"value": trainer.precision, "reason": trainer.precision_reason} if trainer.precision else None,
+        "lr_scale": trainer.lr_scale,
+        "extensions": {name: ext.state_dict() for name, ext in trainer.extensions.items()},
+        **trainer.extra_state,
+    }
+
+
+def restore(trainer, state: dict) -> None:
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer._scaler_state = state.get("scaler")  # the scaler exists once precision is known (prepare)
+    t = state["trainer"]
+    trainer.step, trainer.epoch, trainer.tokens_seen = int(t["step"]), int(t["epoch"]), int(t["tokens_seen"])
+    trainer.elapsed, trainer.best_val_loss = float(t["elapsed"]), float(t["best_val_loss"])
+    trainer.last_val_loss = t.get("last_val_loss")
+    trainer.last_eval_step = trainer.step if trainer.last_val_loss is not None else -1
+    if state.get("loader") is not None and hasattr(trainer.train_loader, "load_state_dict"):
+        trainer.train_loader.load_state_dict(state["loader"])
+    restore_rng(state["rng"])
+    trainer.lr_scale = float(state.get("lr_scale", 1.0))
+    for name, saved in (state.get("extensions") or {}).items():
+        if name in trainer.extensions:
+            trainer.extensions[name].load_state_dict(trainer, saved)
+    chosen = state.get("precision")
+    if chosen and trainer.config.precision == "auto" and trainer.precision is None:
+        # decided once per run: a resumed run keeps the precision it started with, without probing
+        trainer.precision = str(chosen["value"])
+        trainer.precision_reason = f"{chosen['reason']}; chosen when the run started, kept on resume"
+    trainer.marker("resumed", f"resumed at step {trainer.step}, epoch {trainer.epoch}, "
+                              f"{trainer.tokens_seen:,} tokens seen")
