@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot-steps", type=int, default=0, metavar="N",
                    help="with --screenshot: train N steps on the defaults first, so charts have data")
     p.add_argument("--size", default="1280x800", help="with --screenshot: window size, e.g. 1920x1080")
+    p.add_argument("--follow", metavar="RUN_DIR", help="open the window on a run another process trains, and follow it")
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train a model headless")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from autogpt_gui.ui.app import run_app
 
-            return run_app(screenshot=args.screenshot, size=args.size, steps=args.screenshot_steps)
+            return run_app(screenshot=args.screenshot, size=args.size, steps=args.screenshot_steps, follow=args.follow)
         return {"train": cmd_train, "resume": cmd_resume, "control": cmd_control, "find-lr": cmd_find_lr, "branch": cmd_branch,
                 "sample": cmd_sample,
                 "runs": cmd_runs, "export": cmd_export}[args.command](args)

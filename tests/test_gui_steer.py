@@ -87,3 +87,46 @@ def test_the_learning_rate_finder_plots_a_sweep_and_fills_in_its_suggestion(qtbo
     assert cfg.optim.lr == pytest.approx(float(f"{dialog.suggestion:.2g}"))
     assert w.config_panel.editors["optim.lr"].text() == f"{cfg.optim.lr:g}"
     assert w.wait_for_threads(30)
+
+
+def test_a_checkpoint_marker_offers_sample_export_and_branch(qtbot, window):
+    from autogpt_gui.engine.runs import Run
+
+    w = window
+    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=120"]))
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None and "Finished at step 120" in w.controls.status.text(), timeout=60_000)
+    marks = [r for r in w.charts.markers.records if r["kind"] == "checkpoint"]
+    steps = [r["step"] for r in marks]  # periodic (50, 100), best at evaluations, last (120): one line a step
+    assert steps == sorted(set(steps)) and {50, 100, 120} <= set(steps)
+    gone = w.charts.markers.lines[w.charts.markers.records.index(next(r for r in marks if r["step"] == 50))]
+    gone.sigClicked.emit(gone, None)  # step-00000050.pt was deleted (keep the last 3): nothing to offer but its name
+    assert not any(a.isEnabled() for a in w.checkpoints.menu.actions())
+    w.checkpoints.menu.close()
+    at100 = next(r for r in marks if r["step"] == 100)
+    line = w.charts.markers.lines[w.charts.markers.records.index(at100)]
+    assert "step-00000100.pt" in line.toolTip()
+    line.sigClicked.emit(line, None)  # the user clicks the step-100 marker
+    menu = w.checkpoints.menu
+    texts = [a.text() for a in menu.actions()]
+    assert texts[0].startswith("Sample from step-00000100.pt") and "Export" in texts[1] and "Branch" in texts[2]
+    menu.actions()[0].trigger()
+    assert w.tabs.currentWidget() is w.samples and w.samples.source.currentData() == "checkpoint"
+    assert w.samples.checkpoint_path.endswith("step-00000100.pt")
+    menu.close()
+
+    parent = w.run_path
+    cfg = w.config_panel.config()
+    cfg.optim.lr = 3e-4
+    w.set_config(cfg)
+    line.sigClicked.emit(line, None)
+    w.checkpoints.menu.actions()[2].trigger()  # branch with the form's learning rate
+    qtbot.waitUntil(lambda: w.worker is None and "Finished at step 120" in w.controls.status.text()
+                    and w.run_path != parent, timeout=60_000)
+    branch = Run(w.run_path)
+    assert branch.branch()["parent"] == parent and branch.branch()["step"] == 100
+    steps, _ = branch.read_metrics()
+    assert steps[0]["step"] == 101 and steps[0]["lr"] == pytest.approx(3e-4)
+    w.runs.refresh()
+    names = [w.runs.table.item(i, 0).text() for i in range(w.runs.table.rowCount())]
+    assert any(f"⑂ {Run(parent).id} @ 100" in n for n in names), names

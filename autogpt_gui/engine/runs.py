@@ -221,6 +221,17 @@ class Run:
             pass
         return steps, evals
 
+    def edited_config(self) -> RunConfig:
+        """The configuration as the run last trained with it: config.toml with the live edits of its markers."""
+        cfg = self.config()
+        for m in self.read_markers():
+            if m.get("kind") == "edit":
+                for key, change in (m.get("values") or {}).items():
+                    section, _, name = key.partition(".")
+                    if hasattr(cfg, section) and hasattr(getattr(cfg, section), name):
+                        setattr(getattr(cfg, section), name, change[1])
+        return cfg
+
     def read_markers(self) -> list[dict]:
         """The Marker records of metrics.jsonl (edits, rollbacks, early stop, pauses, resumes), in order."""
         out: list[dict] = []

@@ -68,7 +68,7 @@ def serve(app: QApplication, window) -> int:
     os._exit(code)
 
 
-def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 0) -> int:
+def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 0, follow: str | None = None) -> int:
     """Open the window; with screenshot, render it offscreen (optionally after N training steps) and exit."""
     t0 = time.perf_counter()
     app = make_app()
@@ -80,6 +80,8 @@ def run_app(screenshot: str | None = None, size: str = "1280x800", steps: int = 
     window.show()
     app.processEvents()
     print(f"window ready in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
+    if follow:
+        window.follow(follow)
     if not screenshot:
         return serve(app, window)
     if steps:

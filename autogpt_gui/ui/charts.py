@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.engine.events import EvalMetrics, StepMetrics, numeric_fields
-from autogpt_gui.ui.markers import MarkerLayer
+from autogpt_gui.ui.markers import MarkerLayer, checkpoint_marker
 
 X_AXES = {"step": "Step", "tokens_seen": "Tokens seen", "elapsed": "Time (s)"}
 # columns come from the records' own dataclasses: a new metric is added there, nowhere else
@@ -102,6 +102,7 @@ class ChartsPanel(QWidget):
     """The run's curves, with smoothing, x-axis choice, log scale, crosshair read-out and export."""
 
     exported = Signal(str)
+    checkpoint_clicked = Signal(str)  # the path of a checkpoint marker the user clicked
     FRAME_MS = 200  # redraw at most 5 times a second: the GUI thread shares the CPU with training
 
     def __init__(self, parent=None):
@@ -177,7 +178,8 @@ class ChartsPanel(QWidget):
             c.setClipToView(True)
         self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((128, 128, 128), style=Qt.DashLine))
         self.loss_plot.addItem(self.crosshair, ignoreBounds=True)
-        self.markers = MarkerLayer(self.loss_plot)  # edits, rollbacks, early stop, ... (ui/markers.py)
+        self.markers = MarkerLayer(self.loss_plot,  # edits, rollbacks, checkpoints, ... (ui/markers.py)
+                                   lambda r: self.checkpoint_clicked.emit(r["values"]["path"]))
         self._mouse = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
         layout = QVBoxLayout(self)
@@ -210,15 +212,15 @@ class ChartsPanel(QWidget):
         self.schedule_redraw()
 
     def add_marker(self, record: dict) -> None:
-        """Mark an event (a Marker as a dict) on the loss chart."""
-        self.markers.add(record)
+        """Mark an event (a Marker as a dict, or a CheckpointSaved as a dict) on the loss chart."""
+        self.markers.add(record if "kind" in record and "text" in record else checkpoint_marker(record))
         self.schedule_redraw()
 
     def load_history(self, steps: list[dict], evals: list[dict], markers: list[dict] | tuple = ()) -> None:
         """Show a finished (or resumed) run's whole log at once."""
         self.markers.clear()
-        for record in markers:
-            self.markers.add(record)
+        for record in sorted(markers, key=lambda r: r["step"]):
+            self.markers.add(record if "text" in record else checkpoint_marker(record))
         self.steps.clear()
         self.evals.clear()
         self._smooth = np.zeros(0)

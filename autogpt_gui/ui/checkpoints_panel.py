@@ -5,12 +5,13 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QCursor, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QMessageBox,
     QPushButton,
     QTableWidgetItem,
@@ -30,6 +31,7 @@ class CheckpointsPanel(QWidget):
     resume_requested = Signal(str)  # checkpoint path
     export_requested = Signal(str, str)  # checkpoint path, format ("hf" or "native")
     branch_requested = Signal(str)  # checkpoint path: a new run from it with the form's settings
+    sample_requested = Signal(str)  # checkpoint path: open the playground on it
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -116,6 +118,20 @@ class CheckpointsPanel(QWidget):
         self.export_btn.setEnabled(has)
         self.delete_btn.setEnabled(has and not getattr(self, "running", False))
         self.open_btn.setEnabled(self.folder is not None)
+
+    def offer(self, path: str) -> QMenu:
+        """What can be done with one checkpoint (a click on its marker on the loss chart): a menu at the cursor."""
+        menu = self.menu = QMenu(self)
+        name = Path(path).name
+        for text, act in ((f"Sample from {name} in the playground", lambda: self.sample_requested.emit(path)),
+                          (f"Export {name} for Hugging Face…", lambda: self.export_requested.emit(path, "hf")),
+                          (f"Branch from {name} with the form's settings…", lambda: self.branch_requested.emit(path))):
+            action = menu.addAction(text)
+            action.triggered.connect(act)
+            action.setEnabled(Path(path).exists() and (not self.running or text.startswith("Sample")))
+        self.select_row(name)
+        menu.popup(QCursor.pos())
+        return menu
 
     def _open_folder(self) -> None:
         if self.folder:

@@ -148,6 +148,7 @@ class ConfigPanel(QScrollArea):
         layout = QVBoxLayout(body)
         self.editors: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
+        self.rows: dict[str, tuple[QFormLayout, QWidget]] = {}
         self._loading = False
         self._vocab: int | None = None
         self._device_memory: dict[str, tuple[int | None, str]] = {}
@@ -188,6 +189,7 @@ class ConfigPanel(QScrollArea):
                 name.setToolTip(tip)
                 form.addRow(name, cell)
                 self.editors[key], self.errors[key] = editor, error
+                self.rows[key] = (form, cell)
             layout.addWidget(box)
         layout.addStretch(1)
         self.setWidget(body)
@@ -412,8 +414,12 @@ class ConfigPanel(QScrollArea):
         self.editors["optim.decay_fraction"].setEnabled(cfg.optim.schedule == "wsd")
         self.editors["train.max_steps"].setEnabled(cfg.train.epochs == 0)
         self.editors["model.finetune"].setEnabled(pretrained)
+        form, cell = self.rows["model.finetune"]
+        form.setRowVisible(cell, pretrained)  # fine-tuning settings appear once there is a model to fine-tune
         for key in ("model.lora_rank", "model.lora_alpha", "model.lora_dropout", "model.lora_targets"):
             self.editors[key].setEnabled(pretrained and cfg.model.finetune == "lora")
+            form, cell = self.rows[key]
+            form.setRowVisible(cell, pretrained and cfg.model.finetune == "lora")
         est = estimate(cfg, self._vocab)
         lines = [f"<b>{human_count(est.params)}</b> parameters · about <b>{human_bytes(est.memory_bytes)}</b> "
                  f"to train · <b>{est.tokens_per_step:,}</b> tokens per step"]

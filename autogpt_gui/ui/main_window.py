@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui import paths
 from autogpt_gui.config import RunConfig
+from autogpt_gui.engine.checkpoint import CheckpointFolder
 from autogpt_gui.engine.runs import Run
 from autogpt_gui.errors import ConfigError
 from autogpt_gui.ui import worker as workers
@@ -28,16 +30,17 @@ from autogpt_gui.ui.checkpoints_panel import CheckpointsPanel
 from autogpt_gui.ui.config_panel import ConfigPanel
 from autogpt_gui.ui.controls import RunControls
 from autogpt_gui.ui.data_panel import DataPanel
+from autogpt_gui.ui.follower import RunFollower
 from autogpt_gui.ui.jobs import Jobs
 from autogpt_gui.ui.live_edit import LiveEditPanel
-from autogpt_gui.ui.lr_finder import LRFinderDialog
 from autogpt_gui.ui.runs_panel import RunsPanel
 from autogpt_gui.ui.samples_panel import SamplesPanel
 from autogpt_gui.ui.widgets import Banner
 from autogpt_gui.ui.window_state import WindowState
+from autogpt_gui.ui.window_tools import WindowTools
 
 
-class MainWindow(WindowState, QMainWindow):
+class MainWindow(WindowState, WindowTools, QMainWindow):
     """Configuration on the left; controls, charts and tabs (samples, checkpoints, data, runs, log) on the right."""
 
     def __init__(self, settings_path: Path | None = None):
@@ -98,6 +101,7 @@ class MainWindow(WindowState, QMainWindow):
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         for text, shortcut, slot in (("&Open configuration…", QKeySequence.Open, self.open_config),
+                                     ("&Follow run folder…", "Ctrl+Shift+F", self._choose_followed),
                                      ("Save configuration &as…", "Ctrl+Shift+S", self.save_config_as),
                                      ("&Quit", QKeySequence.Quit, self.close)):
             action = QAction(text, self)
@@ -122,6 +126,8 @@ class MainWindow(WindowState, QMainWindow):
         self.checkpoints.resume_requested.connect(self.resume_from)
         self.checkpoints.export_requested.connect(self.export_checkpoint)
         self.checkpoints.branch_requested.connect(self.branch_from)
+        self.checkpoints.sample_requested.connect(self.sample_checkpoint)
+        self.charts.checkpoint_clicked.connect(self.checkpoints.offer)
         self.samples.generate_requested.connect(self.generate)
         self.live.edit_requested.connect(lambda changes: self.worker and self.worker.request("edit", changes))
         self.live.extend_requested.connect(self.extend_run)
@@ -214,6 +220,12 @@ class MainWindow(WindowState, QMainWindow):
         self._show_run_history(run)
         self._launch(workers.TrainingWorker(cfg, str(run.path), checkpoint))
 
+    def _choose_followed(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Follow the run in folder (trained by another process)",
+                                                str(paths.runs_dir()))
+        if path:
+            self.follow(path)
+
     def branch_from(self, checkpoint: str) -> None:
         """A new run that starts from `checkpoint` with the form's settings; it records its parent and step."""
         problems = self.config_panel.problems()
@@ -237,21 +249,30 @@ class MainWindow(WindowState, QMainWindow):
             self._launch(workers.TrainingWorker(run.config(), str(run.path), str(run.checkpoints_dir / "last.pt"),
                                                 extend=steps))
 
-    def find_lr(self) -> None:
-        """Sweep the learning rate on a copy of the configured model; the dialog offers the suggestion."""
-        problems = self.config_panel.problems()
-        if problems:
-            self.show_error(f"fix the configuration first ({problems[0][0]}: {problems[0][1]})", problems[0][0])
+    def follow(self, path: str) -> None:
+        """Watch and steer a run that trains in another process, through its run folder; closing the window
+        leaves it training."""
+        if self.worker is not None:
+            self.show_error("A run is training in this window; stop it before following another.")
             return
-        dialog = LRFinderDialog(self)
-        dialog.use.connect(self.config_panel.set_lr)
-        dialog.finished.connect(lambda _: self.background.cancel("find-lr"))
-        self.lr_dialog = dialog
-        self.background.start("find-lr", workers.find_lr_job(copy.deepcopy(self.config_panel.config())),
-                              dialog.show_result, lambda msg, field: dialog.failed(msg), dialog.show_progress)
-        dialog.show()
+        run = Run(path)
+        try:
+            self.config_panel.set_config(run.config())
+        except ConfigError as err:
+            self.show_error(f"cannot follow {path}: {err}")
+            return
+        self.charts.reset()
+        self.samples.clear_samples()
+        follower = RunFollower(run, self)
+        self._connect(follower)
+        follower.start()
 
     def _launch(self, worker: workers.TrainingWorker) -> None:
+        self._connect(worker)
+        self.train_thread = workers.start_thread(worker, self)
+        self.background.track(self.train_thread, worker)
+
+    def _connect(self, worker) -> None:
         self.error_banner.hide()
         self.resume_banner.hide()
         self.config_panel.show_problems([])
@@ -260,7 +281,7 @@ class MainWindow(WindowState, QMainWindow):
         worker.started.connect(self._started)
         worker.stepped.connect(self._stepped)
         worker.evaluated.connect(self._evaluated)
-        workers.deliver(worker.checkpoint_saved, lambda c: self.checkpoints.refresh(), self)
+        workers.deliver(worker.checkpoint_saved, lambda c: (self.checkpoints.refresh(), self.charts.add_marker(c)), self)
         worker.sampled.connect(self.samples.add_sample)
         worker.marked.connect(self.charts.add_marker)
         worker.logged.connect(self._logged)
@@ -272,8 +293,6 @@ class MainWindow(WindowState, QMainWindow):
         self.controls.set_running(True)
         self.checkpoints.set_training(True)
         self.controls.show_message("Preparing data…")
-        self.train_thread = workers.start_thread(worker, self)
-        self.background.track(self.train_thread, worker)
 
     def _request(self, kind: str) -> None:
         if self.worker is None:
@@ -291,7 +310,7 @@ class MainWindow(WindowState, QMainWindow):
     def _started(self, info: dict) -> None:
         self.run_path = info["run_path"]
         self.controls.run_started(info)
-        self.live.load(self.worker.cfg if self.worker is not None else self.config_panel.config())
+        self.live.load(Run(self.run_path).edited_config())  # with the edits a resumed run carries on with
         self.live.set_live(True)
         self.live.set_extendable(False)
         self.checkpoints.set_folder(self.run_path)
@@ -299,6 +318,8 @@ class MainWindow(WindowState, QMainWindow):
         self.runs.running_path = self.run_path
         self.runs.refresh()
         self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
+        if info.get("follows"):
+            return
         self._logged(f"run {info['run_id']}: {info['source']}, {info['train_tokens']:,} training tokens, "
                      f"{info['params'] / 1e6:.2f}M parameters on {info['device']}; precision "
                      f"{info['precision']} ({info['precision_reason']})")
@@ -358,50 +379,19 @@ class MainWindow(WindowState, QMainWindow):
         self._show_run_history(run)
         self.checkpoints.set_folder(path)
         self.run_path = path
-        self.live.load(run.config())
+        self.live.load(run.edited_config())
         self.live.set_extendable(run.has_checkpoint())
         self.tabs.setCurrentWidget(self.checkpoints)
 
     def _show_run_history(self, run: Run) -> None:
         run.remove_stale_files()
         steps, evals = run.read_metrics()
-        self.charts.load_history(steps, evals, run.read_markers())
+        saved = {c.step: c for c in sorted(CheckpointFolder(run.checkpoints_dir).list(), key=lambda c: c.kind != "step")
+                 if c.step}  # one marker per step, its step-N.pt file where there is one
+        self.charts.load_history(steps, evals, run.read_markers() + [asdict(c) for c in reversed(saved.values())])
         self.samples.clear_samples()
         for s in run.read_samples():
             self.samples.add_sample(s)
-
-    def export_checkpoint(self, checkpoint: str, fmt: str = "hf") -> None:
-        out = QFileDialog.getExistingDirectory(self, "Export the model into folder")
-        if out:
-            what = "a Hugging Face model folder" if fmt == "hf" else "weights, config and tokenizer"
-            self.background.start("export", workers.export_job(checkpoint, out, fmt),
-                                  lambda p: self.controls.show_message(f"Exported {what} to {p}"))
-
-    def generate(self, req: dict) -> None:
-        self.samples.set_busy(True, "generating…")
-        settings = (req["prompt"], req["max_new_tokens"], req["temperature"], req["top_k"], req["top_p"], req["seed"])
-        base = self.config_panel.config().model.init
-        if req.get("compare") and base:  # the same prompt and seed through the model it started from
-            self.background.start("generate-base", workers.generation_job(base, *settings), lambda text: None,
-                                  lambda msg, field: self.samples.append_base_text(f"\n[{msg}]"),
-                                  on_text=self.samples.append_base_text)
-        if req["source"] == "live" and self.worker is not None:
-            self.worker.generate(*settings)
-            return
-        checkpoint = req.get("checkpoint") if req["source"] == "file" else None
-        if req["source"] == "base":
-            checkpoint = self.config_panel.config().model.init or None
-            if checkpoint is None:
-                self.samples.set_busy(False, "Choose a pretrained model in 'Start from' (Model group) first.")
-                return
-        if checkpoint is None and self.run_path:
-            checkpoint = self.run_path
-        if checkpoint is None:
-            self.samples.set_busy(False, "Start a run first, or choose a checkpoint file as the model.")
-            return
-        self.background.start("generate", workers.generation_job(checkpoint, *settings),
-                        lambda text: self.samples.set_busy(False, "done"),
-                        lambda msg, field: self.samples.set_busy(False, msg), on_text=self.samples.append_text)
 
     def _offer_interrupted(self) -> None:
         stale = self.runs.interrupted()

@@ -61,6 +61,7 @@ class SamplesPanel(QWidget):
                                "or from the pretrained model of 'Start from' as it was before fine-tuning.")
         self.source.addItem("Live model (while training)", "live")
         self.source.addItem("A checkpoint file…", "file")
+        self.source.addItem("The checkpoint chosen on the chart", "checkpoint")
         self.source.addItem("The pretrained model it starts from", "base")
         self.compare = QCheckBox("Side by side with the base model")
         self.compare.setToolTip("Generate from the pretrained model of 'Start from' as well, with the same prompt, "
@@ -129,6 +130,12 @@ class SamplesPanel(QWidget):
 
     def set_checkpoint(self, path: str | None) -> None:
         self.checkpoint_path = path
+
+    def use_checkpoint(self, path: str) -> None:
+        """Generate from this checkpoint next (chosen elsewhere: a click on its marker)."""
+        self.checkpoint_path = path
+        self.source.setCurrentIndex(self.source.findData("checkpoint"))
+        self.note.setText(f"Model: {path}")
 
     def _generate(self) -> None:
         source = self.source.currentData()

@@ -41,6 +41,9 @@ class WindowState:
         self.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if getattr(self.worker, "follows", False):  # a run of another process: it goes on training
+            self.worker.stop_following()
+            self.worker = None
         if self.worker is not None:
             reason = self._end_reason
             if not reason:

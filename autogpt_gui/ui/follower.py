@@ -1,0 +1,127 @@
+"""Follow a run that trains in another process (a terminal, torchrun, another machine on a shared file
+system) through its run folder, with the same signals as the in-process TrainingWorker.
+
+The run folder is the interface: metrics.jsonl (steps within a second, evaluations, markers),
+samples.jsonl, status.json and the checkpoints' index are read as they grow; requests (pause, resume,
+stop, save, evaluate, edit) are written to its control.jsonl (engine/control.py), which the training
+process reads between steps. Closing the window stops only the following, never the run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from autogpt_gui.engine.checkpoint import CheckpointFolder
+from autogpt_gui.engine.control import send
+from autogpt_gui.engine.events import ENDED
+
+POLL_MS = 400
+
+
+class _Tail:
+    """New complete lines of a growing file since the last read (a line being written waits)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.partial = path, 0, b""
+
+    def lines(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        out = []
+        for raw in complete:
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                continue
+        return out
+
+
+class RunFollower(QObject):
+    """Duck-types TrainingWorker for the window: its signals, request(), generate() and cfg."""
+
+    follows = True  # the window must not stop this run when it closes
+    started = Signal(dict)
+    stepped = Signal(list)
+    evaluated = Signal(dict)
+    checkpoint_saved = Signal(dict)
+    sampled = Signal(dict)
+    marked = Signal(dict)
+    logged = Signal(str)
+    state_changed = Signal(dict)
+    finished = Signal(dict)
+    errored = Signal(str, str)
+    data_progressed = Signal(str, float)
+    text_generated = Signal(str)
+    generation_done = Signal(str)
+
+    def __init__(self, run, parent=None):
+        super().__init__(parent)
+        self.run, self.run_path, self.cfg = run, str(run.path), run.config()
+        self.trainer = None
+        self._metrics, self._samples = _Tail(run.path / "metrics.jsonl"), _Tail(run.path / "samples.jsonl")
+        self._state: str | None = None
+        self._checkpoints: set[str] = set()
+        self._timer = QTimer(self, interval=POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    def start(self) -> None:
+        """Announce the run as the window's, replay what it has logged so far, then follow it."""
+        st = self.run.read_status()
+        self.started.emit({
+            "run_path": self.run_path, "run_id": self.run.id, "device": st.get("host", "another process"),
+            "precision": st.get("precision"), "precision_reason": "chosen by the training process",
+            "params": 0, "max_steps": st.get("max_steps"), "step": st.get("step", 0), "epoch": 0, "tokens_seen": 0,
+            "train_tokens": 0, "val_tokens": 0, "vocab_size": None, "source": "followed run folder",
+            "tokens_per_step": 0, "resumed": False, "follows": True})
+        self.logged.emit(f"following {self.run.id} (pid {st.get('pid')} on {st.get('host')}) through its run folder")
+        self.poll()
+        self._timer.start()
+
+    def stop_following(self) -> None:
+        self._timer.stop()
+
+    def request(self, kind: str, payload=None) -> None:
+        send(self.run.path, kind, payload)
+
+    def generate(self, *args) -> bool:
+        return False  # the model lives in the other process: the window samples its last checkpoint instead
+
+    def poll(self) -> None:
+        steps = []
+        for rec in self._metrics.lines():
+            kind = rec.pop("type", None)
+            if kind == "step":
+                steps.append(rec)
+            elif kind == "eval":
+                self.evaluated.emit(rec)
+            elif kind == "marker":
+                self.marked.emit(rec)
+        if steps:
+            self.stepped.emit(steps)
+        for rec in self._samples.lines():
+            self.sampled.emit(rec)
+        for c in CheckpointFolder(self.run.checkpoints_dir).list() if self.run.checkpoints_dir.exists() else []:
+            if c.path not in self._checkpoints:
+                self._checkpoints.add(c.path)
+                self.checkpoint_saved.emit({"path": c.path, "step": c.step, "val_loss": c.val_loss, "kind": c.kind})
+        st = self.run.read_status()
+        state = self.run.summary().status  # "interrupted" when the training process is gone
+        if state in ("interrupted", "running elsewhere"):
+            state = "failed" if state == "interrupted" else st.get("status")
+            if state == "failed":
+                st["reason"] = "the training process is gone; resume the run to continue it"
+        if state and state != self._state:
+            self._state = state
+            self.state_changed.emit({"state": state, "step": st.get("step", 0), "reason": st.get("reason", "")})
+            if state in ENDED:
+                self._timer.stop()
+                self.finished.emit({"status": state, "step": st.get("step", 0), "reason": st.get("reason", ""),
+                                    "best_val_loss": st.get("best_val_loss"), "run_path": self.run_path})

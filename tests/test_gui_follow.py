@@ -1,0 +1,75 @@
+"""Following a run that another process trains: the window fills in and steers it through the run folder."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from PySide6.QtCore import Qt
+
+from autogpt_gui.ui.app import make_app
+from autogpt_gui.ui.main_window import MainWindow
+
+SETTINGS = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+            "train.batch_size=8", "train.max_steps=1000000", "train.eval_interval=20", "train.eval_batches=2",
+            "train.device='cpu'", "train.precision='fp32'", "train.checkpoint_interval=50", "train.sample_tokens=10"]
+
+
+def _status(run_dir) -> dict:
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _window(qtbot):
+    make_app()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    return w
+
+
+def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_training(qtbot, tmp_path, user_home):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "autogpt_gui", "train", "--out", str(run_dir), "--quiet",
+                             *[a for s in SETTINGS for a in ("--set", s)]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "running", timeout=60_000)
+        w = _window(qtbot)
+        w.follow(str(run_dir))
+        qtbot.waitUntil(lambda: w.charts.steps.n > 0 and w.charts.evals.n > 0, timeout=30_000)
+        first = w.charts.steps.n
+        qtbot.waitUntil(lambda: w.charts.steps.n > first and "step 20" in w.samples.history.toPlainText(),
+                        timeout=30_000)
+        qtbot.waitUntil(lambda: any(r["kind"] == "checkpoint" for r in w.charts.markers.records), timeout=30_000)
+
+        qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # the other process pauses between two steps
+        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "paused", timeout=30_000)
+        qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume", timeout=10_000)
+        paused_at = _status(run_dir)["step"]
+        time.sleep(1.0)
+        assert _status(run_dir)["step"] == paused_at and proc.poll() is None
+        qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # now labelled Resume
+        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > paused_at, timeout=30_000)
+
+        w.close()  # closing the window stops the following, never the run
+        step = _status(run_dir)["step"]
+        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > step + 5, timeout=30_000)
+        assert proc.poll() is None and _status(run_dir)["status"] == "running"
+
+        again = _window(qtbot)
+        again.follow(str(run_dir))
+        qtbot.waitUntil(lambda: again.charts.steps.n > 0, timeout=30_000)
+        qtbot.mouseClick(again.controls.stop, Qt.LeftButton)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "stopped at step" in out, (out, err)
+        qtbot.waitUntil(lambda: again.worker is None and "Stopped at step" in again.controls.status.text(),
+                        timeout=30_000)
+        again.close()
+    finally:
+        proc.kill()
+        proc.communicate()
