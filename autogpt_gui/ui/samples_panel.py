@@ -100,7 +100,7 @@ class SamplesPanel(QWidget):
         self.base_pane.setVisible(False)
         outputs = QSplitter(Qt.Orientation.Horizontal)
         outputs.addWidget(self.base_pane)
-        outputs.addWidget(_titled("", self.output))
+        outputs.addWidget(_titled("The model chosen above", self.output))
         rv.addWidget(outputs, 1)
         left = QWidget()
         lv = QVBoxLayout(left)
