@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one setting, e.g. --set train.max_steps=500 (repeatable)")
     t.add_argument("--out", help="run folder to create (default: a new folder under the user data dir)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N processes on this machine (torchrun; one per GPU, or gloo on the CPU)")
+
+    lc = sub.add_parser("launch-command", help="print the torchrun line and a Slurm script for a configuration")
+    lc.add_argument("--config", help="a run configuration (.toml) or a bundled example's name")
+    lc.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    lc.add_argument("--nproc", type=int, default=2, help="processes (GPUs) per machine")
+    lc.add_argument("--nnodes", type=int, default=1, help="machines")
+    lc.add_argument("--out", help="the run folder, on a file system every machine sees")
 
     r = sub.add_parser("resume", help="continue a run from its last checkpoint")
     r.add_argument("run", help="run folder, or a checkpoint file (.pt) inside one to continue from it")
@@ -79,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # a torchrun rank: leave the job cleanly, then at once
+        from autogpt_gui.engine.distributed import leave
+
+        leave(code)
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.selftest:
@@ -90,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app(screenshot=args.screenshot, size=args.size, steps=args.screenshot_steps, follow=args.follow)
         return {"train": cmd_train, "resume": cmd_resume, "control": cmd_control, "find-lr": cmd_find_lr, "branch": cmd_branch,
+                "launch-command": cmd_launch_command,
                 "sample": cmd_sample,
                 "runs": cmd_runs, "export": cmd_export}[args.command](args)
     except ConfigError as err:
@@ -130,10 +149,20 @@ def cmd_train(args) -> int:
     from autogpt_gui.engine.runs import Run
 
     cfg = load_config(args.config, args.set)
+    if args.nproc > 1:  # the one-machine shortcut: the same command under torchrun, in a subprocess
+        import subprocess
+
+        rest = ["train", *(["--config", args.config] if args.config else []), *[x for s in args.set for x in ("--set", s)],
+                *(["--out", args.out] if args.out else []), *(["--quiet"] if args.quiet else [])]
+        return subprocess.call(torchrun_command(args.nproc) + rest)
     from autogpt_gui.engine.precision import pick_device
     from autogpt_gui.engine.session import check_memory
 
     check_memory(cfg, pick_device(cfg.train.device))  # before a run folder exists for a run that cannot start
+    from autogpt_gui.engine import distributed
+
+    if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
+        return _train(cfg, None, None, True)
     if args.out:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()):
@@ -158,6 +187,10 @@ def cmd_resume(args) -> int:
                            f"Start it again in place, with the same configuration: "
                            f"autogpt-gui resume {run.path} --restart", "run")
     cfg = run.config().with_overrides(args.set)
+    from autogpt_gui.engine import distributed
+
+    if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
+        return _train(cfg, None, ckpt, True, args.extend)
     run.lock.acquire()  # before anything in the folder changes: a second trainer is refused here
     if args.set:
         cfg.save(run.path / "config.toml")
@@ -218,6 +251,39 @@ def cmd_control(args) -> int:
     return 0
 
 
+def torchrun_command(nproc: int, nnodes: int = 1) -> list[str]:
+    """torchrun (torch.distributed.run) for this Python and package: one machine standalone, or a rendezvous."""
+    where = ["--standalone"] if nnodes == 1 else [f"--nnodes={nnodes}", "--node_rank=$NODE_RANK",
+                                                   "--rdzv_backend=c10d", "--rdzv_endpoint=$MASTER_ADDR:29500"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}", "-m", "autogpt_gui"]
+
+
+def cmd_launch_command(args) -> int:
+    import shlex
+
+    cfg = load_config(args.config, args.set)
+    from autogpt_gui import paths
+
+    config_file = paths.settings_file().with_name("launch_config.toml")
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    cfg.save(config_file)
+    out = args.out or str(paths.runs_dir() / (cfg.name or "ddp-run"))
+    train = ["train", "--config", str(config_file), "--out", out, "--quiet"]
+    line = " ".join(shlex.quote(a) if "$" not in a else a for a in torchrun_command(args.nproc, args.nnodes) + train)
+    print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); the configuration is in {config_file}")
+    print(line.replace("$NODE_RANK", "0").replace("$MASTER_ADDR", "localhost") if args.nnodes == 1 else line)
+    print(f"""
+# Slurm: save as train.sbatch, then: sbatch train.sbatch
+#!/bin/bash
+#SBATCH --job-name=autogpt-gui
+#SBATCH --nodes={args.nnodes}
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node={args.nproc}
+export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun bash -c 'NODE_RANK=$SLURM_NODEID {line}'""")
+    return 0
+
+
 def cmd_find_lr(args) -> int:
     from autogpt_gui.engine.lr_finder import find_lr
 
@@ -242,6 +308,15 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
     from autogpt_gui.errors import Cancelled
     from autogpt_gui.progress import ProgressBar
 
+    if run is None:  # a torchrun rank other than 0: rank 0 answers signals and decides when all ranks stop
+        import signal
+
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # torchrun's SIGKILL still ends a rank whose rank 0 never stops
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        session = build_session(cfg, None, resume_from)
+        if extend:
+            session.trainer.extensions["edits"].extend(session.trainer, extend)  # type: ignore[attr-defined]
+        return 0 if session.trainer.train().status != "failed" else 1
     bar = ProgressBar(enabled=not quiet)
     with GracefulStop() as interrupts:
         try:

@@ -44,6 +44,7 @@ class LiveEdits:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg  # the configuration as the run now trains with it (edits included)
         self.changed: dict = {}  # every setting edited so far -> its current value
+        self.version = 0  # counts applied edits: other ranks of a job catch up when it grows
 
     def attach(self, trainer) -> None:
         pass
@@ -59,6 +60,7 @@ class LiveEdits:
         for key, value in values.items():
             self._set(trainer, key, value)
         self.changed.update(values)
+        self.version += 1
         if announce:
             diff = {k: [before[k], v] for k, v in values.items() if before[k] != v}
             text = ", ".join(f"{k.split('.')[1]} {before[k]} -> {v}" for k, v in values.items() if k in diff)

@@ -48,11 +48,13 @@ class _Loader:
         return x, y
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "pos": self.pos, "batch_size": self.batch_size}
+        return {"epoch": self.epoch, "pos": self.pos, "batch_size": self.batch_size * getattr(self, "world", 1)}
 
     def load_state_dict(self, state: dict) -> None:
+        """The position in global batches (all ranks' micro-batches together), so any number of ranks resumes."""
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
-        self.set_batch_size(self.batch_size, was=int(state.get("batch_size", self.batch_size)))
+        world = getattr(self, "world", 1)
+        self.pos = self.pos * int(state.get("batch_size", self.batch_size * world)) // (self.batch_size * world)
 
     def set_batch_size(self, batch_size: int, was: int | None = None) -> None:
         """Change the micro-batch mid-epoch (halved after running out of memory): the position keeps counting
@@ -64,16 +66,19 @@ class _Loader:
 class RandomWindowLoader(_Loader):
     """Random windows anywhere in the data, as nanoGPT samples; an 'epoch' is one data's worth."""
 
-    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, device="cpu"):
+    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, device="cpu", rank: int = 0,
+                 world: int = 1):
         super().__init__(tokens, batch_size, block_size, device)
         self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world = rank, world  # of a torchrun job: every rank draws the global batch, keeps its slice
 
     def __len__(self) -> int:
-        return max(1, (self.n_tokens - 1) // (self.batch_size * self.block_size))
+        return max(1, (self.n_tokens - 1) // (self.batch_size * self.world * self.block_size))
 
     def __iter__(self):
         while self.pos < len(self):
-            starts = torch.randint(self.n_tokens - self.block_size, (self.batch_size,), generator=self.generator)
+            starts = torch.randint(self.n_tokens - self.block_size, (self.batch_size * self.world,),
+                                   generator=self.generator)[self.rank * self.batch_size:][:self.batch_size]
             self.pos += 1
             yield self._to_device(*_windows(self.data, starts, self.block_size))
         self.epoch, self.pos = self.epoch + 1, 0
@@ -89,13 +94,15 @@ class RandomWindowLoader(_Loader):
 class EpochLoader(_Loader):
     """Every non-overlapping window once per epoch, in a fresh shuffled order each epoch."""
 
-    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, shuffle: bool = True, device="cpu"):
+    def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, shuffle: bool = True, device="cpu",
+                 rank: int = 0, world: int = 1):
         super().__init__(tokens, batch_size, block_size, device)
         self.seed, self.shuffle = seed, shuffle
         self.n_windows = (self.n_tokens - 1) // block_size
+        self.rank, self.world = rank, world  # of a torchrun job: each global batch is split between the ranks
 
     def __len__(self) -> int:
-        return max(1, self.n_windows // self.batch_size)
+        return max(1, self.n_windows // (self.batch_size * self.world))
 
     def _order(self) -> torch.Tensor:
         if not self.shuffle:
@@ -105,7 +112,7 @@ class EpochLoader(_Loader):
     def __iter__(self):
         order = self._order() * self.block_size
         while self.pos < len(self):
-            b = self.pos * self.batch_size
+            b = (self.pos * self.world + self.rank) * self.batch_size
             starts = order[b : b + self.batch_size]
             self.pos += 1
             yield self._to_device(*_windows(self.data, starts, self.block_size))

@@ -15,6 +15,7 @@ import torch
 
 from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
+from autogpt_gui.engine import distributed
 from autogpt_gui.engine.checkpoint import load_checkpoint
 from autogpt_gui.engine.control import ControlFile
 from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
@@ -150,7 +151,8 @@ def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Pat
 
 def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) -> Session:
     state = load_checkpoint(resume_from) if resume_from else None
-    device = pick_device(cfg.train.device)
+    r = distributed.ranks()  # a torchrun job: this process trains its slice of every batch
+    device = distributed.device_for(pick_device(cfg.train.device), r)
     saved_shape = checked_model_config(state, Path(resume_from).name) if state is not None and resume_from else None
     shape, weights, tokenizer = None, None, None
     if cfg.model.init:  # a pretrained GPT-2: its shape and tokenizer (from the checkpoint when resuming)
@@ -180,7 +182,8 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     optimizer = build_optimizer(model, cfg, device)
     t = cfg.train
     loader_cls = EpochLoader if t.epochs else RandomWindowLoader
-    train_loader = loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device)
+    train_loader = loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device,
+                              rank=r.rank, world=r.world)
     val_loader = EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device)
     planned = length.plan(t.max_steps, t.epochs, max(1, len(train_loader) // t.grad_accum)).planned_steps
     assert planned is not None  # known: our loaders have a length
@@ -190,16 +193,21 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
              "tokenizer": data.tokenizer.to_json(), **({"base": base} if base else {})}
     trainer = Trainer(model, optimizer, train_loader, val_loader, device=device, config=t, schedule=schedule,
                       checkpoints=run.checkpoint_folder(t.keep_last) if run else None,
-                      sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens else None,
-                      scorer=make_scorer(data.tokenizer, cfg),
+                      sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens and r.main else None,
+                      scorer=make_scorer(data.tokenizer, cfg) if r.main else None,
                       grad_clip=cfg.optim.grad_clip, extra_state=extra)
     trainer.add("edits", LiveEdits(cfg))
     if t.early_stop_patience:
         trainer.add("early_stop", EarlyStop(t.early_stop_patience, t.early_stop_min_delta))
     if t.on_divergence == "rollback":
         trainer.add("divergence", DivergenceGuard(t.spike_factor))
-    if t.on_oom == "halve":
+    if t.on_oom == "halve" and not r.active:  # one rank alone cannot change the job's batch
         trainer.add("oom", HalveOnOOM())
+    if r.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainer._forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        trainer.add("ranks", distributed.Coordinator(r))
     if run is not None:
         trainer.add("control", ControlFile(run.path))
         run.attach(trainer)
@@ -209,4 +217,8 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
             trainer.load_state_dict(state)
         except RuntimeError as err:  # the configuration's model and the checkpoint's differ
             raise mismatch_error(err, Path(resume_from or "").name, model.config) from None
+    if r.active:  # precision "auto" would be timed on each rank: all ranks take rank 0's choice
+        trainer.prepare()
+        trainer.precision, trainer.precision_reason = distributed.from_rank0((trainer.precision,
+                                                                              trainer.precision_reason))
     return Session(cfg, run, data, model, optimizer, trainer)

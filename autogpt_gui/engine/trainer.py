@@ -6,6 +6,7 @@ Listeners (the terminal progress bar, the metrics file, the Qt worker) subscribe
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -79,6 +80,9 @@ class Trainer:
         self.step_checks: list[Callable] = []  # fn(trainer, loss, grad_norm) -> why to skip this update, or None
         self.oom_handlers: list[Callable] = []  # fn(trainer, error, this step's batches) -> True if it redid them
         self._step_batches: list = []
+        self.reduce_step: Callable | None = None  # fn(trainer, loss) -> the loss over all ranks
+        self.world = 1  # ranks training together; tokens_seen counts them all
+        self.agreed_stop = False
         self._end_status = "stopped"  # a "finish" request (early stop) ends the run as finished
         self._t0 = 0.0
         self.precision: str | None = None
@@ -285,7 +289,7 @@ class Trainer:
             if self._scaler_state is not None:
                 scaler.load_state_dict(self._scaler_state)
         if self.config.compile:
-            self._forward = torch.compile(self.model)
+            self._forward = torch.compile(self._forward)  # the model, or its DistributedDataParallel wrapper
         self._t0 = time.perf_counter() - self.elapsed
 
     @staticmethod
@@ -302,19 +306,24 @@ class Trainer:
             lr = self.schedule(self.step) * self.lr_scale
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        with autocast_for(self.precision or "fp32", self.device):
-            _, loss = self._loss(self._forward, x, y)
-        scaled = loss / self.config.grad_accum
-        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        # several ranks (DistributedDataParallel): average gradients only on the step's last micro-batch
+        local = self._micro < self.config.grad_accum - 1 and hasattr(self._forward, "no_sync")
+        with self._forward.no_sync() if local else contextlib.nullcontext():
+            with autocast_for(self.precision or "fp32", self.device):
+                _, loss = self._loss(self._forward, x, y)
+            scaled = loss / self.config.grad_accum
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         return loss.detach()
 
     def _optimizer_step(self, step_tokens: int, t_last: float) -> StepMetrics | None:
+        loss = float(sum(self._micro_losses) / len(self._micro_losses))
+        if self.reduce_step is not None:  # several ranks: their mean loss, their edits (engine/distributed.py)
+            loss = self.reduce_step(self, loss)
         grad_norm = None
         if self.grad_clip and self.grad_clip > 0:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        loss = float(sum(self._micro_losses) / len(self._micro_losses))
         norm = None if grad_norm is None else float(grad_norm)
         if any(check(self, loss, norm) for check in self.step_checks):
             self.optimizer.zero_grad(set_to_none=True)  # the update never happens: the weights stay good
@@ -332,7 +341,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self._micro, self._micro_losses = 0, []
         self.step += 1
-        tokens = step_tokens
+        tokens = step_tokens * self.world
         self.tokens_seen += tokens
         now = time.perf_counter()
         self.elapsed = now - self._t0
@@ -354,7 +363,9 @@ class Trainer:
 
     def _done(self) -> bool:
         limit = self.length.max_steps if self.length is not None else None
-        return self._stop.is_set() or (limit is not None and self.step >= limit)
+        # the ranks of a job stop together, at the step where they agreed to (engine/distributed.py)
+        stopping = self._stop.is_set() if self.reduce_step is None else self.agreed_stop
+        return stopping or (limit is not None and self.step >= limit)
 
     # ---- evaluation, samples, checkpoints --------------------------------------------------
     def _run_eval(self) -> bool:
