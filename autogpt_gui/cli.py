@@ -149,6 +149,12 @@ def cmd_train(args) -> int:
     from autogpt_gui.engine.runs import Run
 
     cfg = load_config(args.config, args.set)
+    if cfg.train.device == "cuda:all" and args.nproc == 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        import torch
+
+        args.nproc = torch.cuda.device_count()  # one process per GPU
+        if args.nproc < 2:
+            raise ConfigError([("train.device", f"cuda:all trains on several GPUs; this computer has {args.nproc}")])
     if args.nproc > 1:  # the one-machine shortcut: the same command under torchrun, in a subprocess
         import subprocess
 

@@ -352,8 +352,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if t.precision not in PRECISIONS:
         p.append(("train.precision", f"unknown precision '{t.precision}'; choose one of {', '.join(PRECISIONS)}"))
     dev = t.device
-    if not (dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N or mps"))
+    if not (dev in ("auto", "cpu", "cuda", "mps", "cuda:all") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N, cuda:all or mps"))
     if t.sample_tokens < 0:
         p.append(("train.sample_tokens", "must be zero (no samples) or positive"))
     if t.early_stop_patience < 0:

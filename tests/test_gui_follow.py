@@ -73,3 +73,39 @@ def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_trai
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_start_on_all_gpus_launches_a_torchrun_group_and_follows_it(qtbot, user_home, monkeypatch):
+    from autogpt_gui.cli import torchrun_command
+    from autogpt_gui.config import RunConfig
+    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.ui import worker as workers
+
+    launched = []
+
+    def on_this_cpu(run_path, nproc):  # no GPUs here: the same group, each rank on the CPU with gloo
+        launched.append(subprocess.Popen(torchrun_command(nproc) + ["resume", run_path, "--restart", "--quiet",
+                                                                     "--set", "train.device='cpu'"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        return launched[-1]
+
+    monkeypatch.setattr(workers, "launch_group", on_this_cpu)
+    w = _window(qtbot)
+    gib = 80 * 2**30
+    w.config_panel.set_devices([("auto", "Automatic", gib), ("cuda:0", "GPU 0: H100 (80 GiB)", gib),
+                                ("cuda:1", "GPU 1: H100 (80 GiB)", gib), ("cuda:all", "All 2 GPUs (data-parallel)", gib),
+                                ("cpu", "CPU", gib)])
+    w.set_config(RunConfig().with_overrides([s for s in SETTINGS if "max_steps" not in s and "device" not in s]
+                                            + ["train.max_steps=40", "optim.warmup_steps=4", "train.device='cuda:all'"]))
+    combo = w.config_panel.editors["train.device"]
+    assert combo.currentData() == "cuda:all" and w.controls.start.isEnabled(), w.controls.why.text()
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    assert len(launched) == 1 and "--nproc_per_node=2" in " ".join(launched[0].args)
+    assert getattr(w.worker, "follows", False)
+    qtbot.waitUntil(lambda: w.worker is None and "Finished at step 40" in w.controls.status.text(), timeout=120_000)
+    assert w.charts.steps.n == 40
+    run = Run(w.run_path)
+    steps, _ = run.read_metrics()
+    assert steps[-1]["tokens_seen"] == 40 * 8 * 32 * 2  # both ranks' tokens
+    assert launched[0].wait(60) == 0  # the group ended cleanly once the run finished
+    w.close()

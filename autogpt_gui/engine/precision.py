@@ -20,7 +20,7 @@ def pick_device(name: str | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(name)
+    dev = torch.device("cuda" if name == "cuda:all" else name)  # all GPUs: each rank takes its own
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("no CUDA GPU is available on this computer; choose auto or cpu", "train.device")
@@ -54,6 +54,8 @@ def list_devices() -> list[tuple[str, str, int | None]]:
             gpus.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)", int(p.total_memory)))
     out: list[tuple[str, str, int | None]] = [("auto", "Automatic (best available)", gpus[0][2] if gpus else ram)]
     out += gpus
+    if len(gpus) > 1:  # data-parallel over all of them: torchrun, one process per GPU (engine/distributed.py)
+        out.append(("cuda:all", f"All {len(gpus)} GPUs (data-parallel)", min(g[2] for g in gpus)))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(("mps", "Apple GPU (MPS)", ram))
     out.append(("cpu", f"CPU ({torch.get_num_threads()} threads)", ram))

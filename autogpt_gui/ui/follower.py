@@ -62,9 +62,10 @@ class RunFollower(QObject):
     text_generated = Signal(str)
     generation_done = Signal(str)
 
-    def __init__(self, run, parent=None):
+    def __init__(self, run, parent=None, process=None):
         super().__init__(parent)
         self.run, self.run_path, self.cfg = run, str(run.path), run.config()
+        self.process = process  # the torchrun group this window started, if it did
         self.trainer = None
         self._metrics, self._samples = _Tail(run.path / "metrics.jsonl"), _Tail(run.path / "samples.jsonl")
         self._state: str | None = None
@@ -118,6 +119,9 @@ class RunFollower(QObject):
             state = "failed" if state == "interrupted" else st.get("status")
             if state == "failed":
                 st["reason"] = "the training process is gone; resume the run to continue it"
+        code = self.process.poll() if self.process is not None else None
+        if code not in (None, 0) and state not in ENDED:  # the process group died before it could say so
+            state, st["reason"] = "failed", f"the training processes exited with code {code}; see the run folder"
         if state and state != self._state:
             self._state = state
             self.state_changed.emit({"state": state, "step": st.get("step", 0), "reason": st.get("reason", "")})

@@ -203,6 +203,12 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self._save_last_config()
         self.charts.reset()
         self.samples.clear_samples()
+        gpus = sum(1 for i in range(self.config_panel.editors["train.device"].count())
+                   if str(self.config_panel.editors["train.device"].itemData(i)).split(":")[-1].isdigit())
+        if cfg.train.device == "cuda:all":  # a torchrun process group, followed through its run folder
+            run = Run.create(cfg, paths.runs_dir())
+            self.follow(str(run.path), workers.launch_group(str(run.path), gpus))
+            return
         self._launch(workers.TrainingWorker(cfg))
 
     def resume_from(self, checkpoint: str) -> None:
@@ -249,7 +255,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
             self._launch(workers.TrainingWorker(run.config(), str(run.path), str(run.checkpoints_dir / "last.pt"),
                                                 extend=steps))
 
-    def follow(self, path: str) -> None:
+    def follow(self, path: str, process=None) -> None:
         """Watch and steer a run that trains in another process, through its run folder; closing the window
         leaves it training."""
         if self.worker is not None:
@@ -263,7 +269,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
             return
         self.charts.reset()
         self.samples.clear_samples()
-        follower = RunFollower(run, self)
+        follower = RunFollower(run, self, process)
         self._connect(follower)
         follower.start()
 

@@ -7,6 +7,7 @@ fast steps come, so a fast model cannot flood the GUI's event loop.
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 import traceback
@@ -315,6 +316,15 @@ def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperatur
                              on_text=task.text.emit)
 
     return job
+
+
+def launch_group(run_path: str, nproc: int) -> subprocess.Popen:
+    """Train the run in `run_path` (created, not started) with nproc processes under torchrun, in its own
+    session: the window follows it through the run folder, and closing the window leaves it training."""
+    from autogpt_gui.cli import torchrun_command
+
+    return subprocess.Popen(torchrun_command(nproc) + ["resume", run_path, "--restart", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def find_lr_job(cfg):
