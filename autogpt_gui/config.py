@@ -125,7 +125,8 @@ class TrainConfig:
     early_stop_min_delta: float = 0.0  # how much lower a validation loss must be to count as improvement
     on_divergence: str = "rollback"  # a non-finite or spiking loss: "rollback" that step and go on, or "stop"
     spike_factor: float = 3.0  # a loss above this times its running median is a spike (0: only NaN / inf)
-    on_oom: str = "halve"  # out of memory at a step: "halve" the micro-batch (twice the accumulation), or "stop"
+    on_oom: str = "halve"  # out of memory at a step: "halve" the micro-batch (twice the accumulation), "ask"
+    # the user first (the window; elsewhere nobody can answer, so it halves), or "stop"
 
 
 @dataclass
@@ -362,8 +363,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         p.append(("train.early_stop_min_delta", "must be zero or a small positive loss difference"))
     if t.on_divergence not in DIVERGENCE:
         p.append(("train.on_divergence", f"unknown choice '{t.on_divergence}'; choose rollback or stop"))
-    if t.on_oom not in ("halve", "stop"):
-        p.append(("train.on_oom", f"unknown choice '{t.on_oom}'; choose halve or stop"))
+    if t.on_oom not in ("halve", "ask", "stop"):
+        p.append(("train.on_oom", f"unknown choice '{t.on_oom}'; choose halve, ask or stop"))
     if not math.isfinite(t.spike_factor) or (t.spike_factor != 0 and t.spike_factor <= 1):
         p.append(("train.spike_factor", "must be 0 (only NaN or infinite losses) or above 1 (3 is usual)"))
     return p

@@ -1,6 +1,8 @@
 """The Steer run tab, driven like a user: live edits, markers on the loss chart, extending a stopped run."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -130,3 +132,79 @@ def test_a_checkpoint_marker_offers_sample_export_and_branch(qtbot, window):
     w.runs.refresh()
     names = [w.runs.table.item(i, 0).text() for i in range(w.runs.table.rowCount())]
     assert any(f"⑂ {Run(parent).id} @ 100" in n for n in names), names
+
+
+def test_a_run_with_an_out_of_memory_offer_an_edit_a_rollback_and_an_early_stop(qtbot, window, tmp_path, monkeypatch):
+    import torch
+
+    from autogpt_gui.engine.trainer import Trainer
+
+    w = window
+    gen = torch.Generator().manual_seed(0)  # a pattern to learn, then random letters: validation soon stalls
+    corpus = tmp_path / "stall.txt"
+    corpus.write_text("the cat sat on the mat. " * 2200 + "".join(chr(97 + int(i)) for i in
+                                                                 torch.randint(0, 26, (6000,), generator=gen)))
+    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=2000", "data.source='file'",
+                                             f"data.path='{corpus}'", "data.val_fraction=0.1", "optim.lr=3e-3",
+                                             "train.eval_interval=20", "train.early_stop_patience=3",
+                                             "train.on_oom='ask'"]))
+    real_loss, poisoned = Trainer._loss, []
+
+    def hooks(model, x, y):  # step 31's micro-batch of 8 does not fit; step 60's batch is poisoned, once
+        step = w.worker.trainer.step
+        if step == 30 and x.shape[0] == 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        logits, loss = real_loss(model, x, y)
+        if step == 59 and not poisoned:
+            poisoned.append(step)
+            return logits, loss * 20
+        return logits, loss
+
+    monkeypatch.setattr(Trainer, "_loss", staticmethod(hooks))
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: getattr(w, "oom_box", None) is not None and w.oom_box.isVisible(), timeout=60_000)
+    box = w.oom_box
+    assert "micro-batch of 8" in box.text() and "Halve it to 4" in box.text() and w.charts.steps.n == 30
+    shots = os.environ.get("AUTOGPT_SCREENSHOTS")  # for a person to look at
+    if shots:
+        box.grab().save(f"{shots}/out-of-memory.png")
+    qtbot.mouseClick(box.button(box.StandardButton.Yes), Qt.LeftButton)
+
+    qtbot.waitUntil(lambda: w.charts.steps.n >= 40, timeout=60_000)
+    w.live.editors["optim.lr"].setText("2e-3")
+    qtbot.mouseClick(w.live.apply, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert "early stop: validation loss has not improved" in w.controls.status.text().lower()
+    kinds = [r["kind"] for r in w.charts.markers.records]
+    assert {"oom", "edit", "rollback", "early_stop"} <= set(kinds), kinds
+    (oom,) = [r for r in w.charts.markers.records if r["kind"] == "oom"]
+    assert oom["step"] == 30 and oom["values"]["batch_size"] == [8, 4]
+    assert list(w.charts.steps.col("step")) == list(range(1, w.charts.steps.n + 1))  # no step lost or repeated
+    assert w.width() == 1280  # long messages and paths wrap or clip; they never widen the window
+    w.tabs.setCurrentWidget(w.live)
+    qtbot.wait(3 * w.charts.FRAME_MS)  # the charts draw at most once a frame
+    w.grab().save(str(tmp_path / "steered.png"))
+    if shots:
+        w.grab().save(f"{shots}/steered-run.png")
+
+
+def test_no_to_the_out_of_memory_offer_ends_the_run_with_its_message(qtbot, window, monkeypatch):
+    import torch
+
+    from autogpt_gui.engine.trainer import Trainer
+
+    w = window
+    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=200", "train.on_oom='ask'"]))
+    real_loss = Trainer._loss
+
+    def hook(model, x, y):
+        if w.worker.trainer.step == 10:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_loss(model, x, y)
+
+    monkeypatch.setattr(Trainer, "_loss", staticmethod(hook))
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: getattr(w, "oom_box", None) is not None and w.oom_box.isVisible(), timeout=60_000)
+    qtbot.mouseClick(w.oom_box.button(w.oom_box.StandardButton.No), Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert "ran out of memory" in w.error_banner.label.text() and w.charts.steps.n == 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Callable
 
 from autogpt_gui.errors import TrainingError
 
@@ -30,8 +31,9 @@ class EarlyStop:
             return
         self.stale += 1
         if self.stale >= self.patience and trainer.state == "running":
-            reason = (f"early stop: validation loss has not improved on {self.best:.4f} by more than "
-                      f"{self.min_delta:g} for {self.stale} evaluations")
+            margin = f" by more than {self.min_delta:g}" if self.min_delta else ""
+            reason = (f"early stop: validation loss has not improved on {self.best:.4f}{margin} for {self.stale} "
+                      "evaluations")
             trainer.marker("early_stop", f"{reason} (step {trainer.step})", {"best_val_loss": self.best})
             trainer.request("finish", reason)
 
@@ -112,9 +114,10 @@ class HalveOnOOM:
     data, split in halves. The run goes on from the same step; a micro-batch of one that still does not
     fit ends the run with the usual message (the last checkpoint is kept)."""
 
-    def __init__(self):
+    def __init__(self, ask: Callable[[dict], bool] | None = None):
         self.batch_size: int | None = None  # what the run trains with since halving
         self.grad_accum: int | None = None
+        self.ask = ask  # fn({step, batch_size: [old, new], grad_accum: [old, new]}) -> halve?; None: always
 
     def attach(self, trainer) -> None:
         trainer.oom_handlers.append(self.handle)
@@ -125,6 +128,10 @@ class HalveOnOOM:
         while is_out_of_memory(err):
             size = int(getattr(trainer.train_loader, "batch_size", 0) or batches[-1][0].shape[0])
             if size < 2:
+                return False
+            accum = trainer.config.grad_accum
+            if self.ask is not None and not self.ask({"step": trainer.step + 1, "batch_size": [size, size // 2],
+                                                      "grad_accum": [accum, accum * 2]}):
                 return False
             trainer.optimizer.zero_grad(set_to_none=True)
             trainer._micro, trainer._micro_losses = 0, []

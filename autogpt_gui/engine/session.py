@@ -201,7 +201,7 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
         trainer.add("early_stop", EarlyStop(t.early_stop_patience, t.early_stop_min_delta))
     if t.on_divergence == "rollback":
         trainer.add("divergence", DivergenceGuard(t.spike_factor))
-    if t.on_oom == "halve" and not r.active:  # one rank alone cannot change the job's batch
+    if t.on_oom in ("halve", "ask") and not r.active:  # one rank alone cannot change the job's batch
         trainer.add("oom", HalveOnOOM())
     if r.active:
         from torch.nn.parallel import DistributedDataParallel

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -37,6 +38,7 @@ class CheckpointsPanel(QWidget):
         super().__init__(parent)
         self.folder: CheckpointFolder | None = None
         self.title = QLabel("No run yet: checkpoints appear here as the run saves them.")
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # a long path never widens the window
         self.table = read_only_table(["Checkpoint", "Step", "Val loss", "Saved", "Size"])
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.save_btn = QPushButton("Save now")
@@ -89,6 +91,7 @@ class CheckpointsPanel(QWidget):
         rows = self.folder.list() if self.folder and self.folder.folder.exists() else []
         if self.folder:
             self.title.setText(f"Checkpoints in {self.folder.folder}  (★ = best validation loss)")
+            self.title.setToolTip(str(self.folder.folder))
         self.table.setRowCount(len(rows))
         for i, c in enumerate(rows):
             name = Path(c.path).name + ("  ★" if c.is_best and Path(c.path).name != "last.pt" else "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -124,9 +124,11 @@ SECTIONS = {
                                                             ("stop", "Stop the run")],
          "A loss that becomes NaN or spikes: skip that step's update and its batch, halve the learning rate and go "
          "on (three times within 100 steps stops the run), or stop at once. The last checkpoint is kept."),
-        ("train.on_oom", "Out of memory", "choice", [("halve", "Halve the micro-batch, go on"), ("stop", "Stop the run")],
+        ("train.on_oom", "Out of memory", "choice", [("halve", "Halve the micro-batch, go on"),
+                                                     ("ask", "Ask me first"), ("stop", "Stop the run")],
          "When a step does not fit in memory: halve the micro-batch and double the accumulation (the same effective "
-         "batch) and redo the step, or stop. The last checkpoint is kept either way."),
+         "batch) and redo the step, ask you first (the run waits for the answer; from the command line it "
+         "halves), or stop. The last checkpoint is kept either way."),
         ("train.spike_factor", "Spike threshold", "float", (0.0, 1000.0, 0.5), "A loss above this many times its "
          "running median counts as a spike (0: only NaN or infinite losses)."),
     ],
@@ -142,8 +144,7 @@ class ConfigPanel(QScrollArea):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWidgetResizable(True)
-        self.setMinimumWidth(340)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # never narrower than its rows: see below
         body = QWidget()
         layout = QVBoxLayout(body)
         self.editors: dict[str, QWidget] = {}
@@ -196,6 +197,10 @@ class ConfigPanel(QScrollArea):
         self.set_config(RunConfig())
 
     # ---- editors --------------------------------------------------------------------------
+    def minimumSizeHint(self) -> QSize:  # the widest row fits beside the scroll bar, so nothing is cut off
+        extra = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(self.widget().minimumSizeHint().width() + extra, 200)
+
     def _make_editor(self, key: str, kind: str, options) -> QWidget:
         if kind == "int":
             w = QSpinBox()

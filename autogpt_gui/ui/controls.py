@@ -38,6 +38,7 @@ class RunControls(QWidget):
         self.why.setWordWrap(True)
         self.status = QLabel("Ready. Press Start to train on the defaults.")
         self.status.setObjectName("status")
+        self.status.setWordWrap(True)  # a long message wraps instead of widening the window
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("%p%")
@@ -132,6 +133,18 @@ class RunControls(QWidget):
             f"{'Paused · ' if self.paused else ''}step {m['step']}{'/' + str(total) if total else ''} · "
             f"epoch {m['epoch']} · loss {m['loss']:.4f} · {self._rate:,.0f} tokens/s · lr {m['lr']:.2e} · "
             f"elapsed {format_duration(m['elapsed'])}{eta} · {self.info.get('device', '')}")
+
+    def run_ended(self, info: dict) -> None:
+        """The run's outcome in the status line; a finished run (early stop too) fills the progress bar."""
+        self.set_running(False)
+        if info["status"] == "finished" and self.progress.maximum() > 0:
+            self.progress.setValue(self.progress.maximum())
+        best = info.get("best_val_loss")
+        text = {"finished": "Finished", "stopped": "Stopped", "failed": "Failed"}.get(info["status"], info["status"])
+        reason = info.get("reason") if info["status"] != "failed" else ""  # a failure has its own banner
+        self.show_message(f"{text} at step {info['step']}"
+                          + (f"; best validation loss {best:.4f}." if best is not None else ".")
+                          + (f" {reason[:1].upper()}{reason[1:]}" if reason else ""))
 
     def show_message(self, text: str) -> None:
         self.status.setText(f"{time.strftime('%H:%M:%S')} {text}")

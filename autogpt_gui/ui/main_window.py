@@ -290,6 +290,8 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         workers.deliver(worker.checkpoint_saved, lambda c: (self.checkpoints.refresh(), self.charts.add_marker(c)), self)
         worker.sampled.connect(self.samples.add_sample)
         worker.marked.connect(self.charts.add_marker)
+        if hasattr(worker, "oom_offered"):  # a run of this window (a followed one decides for itself)
+            worker.oom_offered.connect(self.offer_halving)
         worker.logged.connect(self._logged)
         worker.state_changed.connect(self._state_changed)
         worker.errored.connect(self.show_error)
@@ -351,18 +353,15 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self.worker = None
         self.live.set_live(False, f"The run has {info['status']}; extend it to train further.")
         self.live.set_extendable(bool(self.run_path and Run(self.run_path).has_checkpoint()))
-        self.controls.set_running(False)
+        self.controls.run_ended(info)
         self.checkpoints.set_training(False)
         self.checkpoints.refresh()
         self.runs.running_path = None
         self.runs.refresh()
         self.samples.set_busy(False)
         best = info.get("best_val_loss")
-        best_text = f"; best validation loss {best:.4f}" if best is not None else ""
-        text = {"finished": "Finished", "stopped": "Stopped", "failed": "Failed"}.get(info["status"], info["status"])
-        self.controls.show_message(f"{text} at step {info['step']}{best_text}."
-                                   + (f" {info['reason']}" if info.get("reason") and info["status"] != "failed" else ""))
-        self._logged(f"run {info['status']} at step {info['step']}{best_text}")
+        self._logged(f"run {info['status']} at step {info['step']}"
+                     + (f"; best validation loss {best:.4f}" if best is not None else ""))
 
     def show_error(self, message: str, field: str = "") -> None:
         """Say what went wrong in the window, next to the field when there is one."""

@@ -16,7 +16,7 @@ STYLE = {  # kind -> (colour, label on the chart)
     "rollback": ((220, 50, 50), "rollback"),
     "early_stop": ((130, 60, 180), "early stop"),
     "extend": ((40, 150, 70), "extend"),
-    "oom": ((230, 140, 0), "memory"),
+    "oom": ((230, 140, 0), "OOM"),
     "resumed": ((110, 110, 110), "resumed"),
     "checkpoint": ((170, 170, 170), ""),
     "pause": ((160, 160, 160), ""),

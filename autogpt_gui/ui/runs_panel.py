@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -47,6 +48,8 @@ class RunsPanel(QWidget):
         row.addStretch(1)
         self.where = QLabel(f"Runs are kept in {paths.runs_dir()}")
         self.where.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.where.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # a long path never widens the window
+        self.where.setToolTip(str(paths.runs_dir()))
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)

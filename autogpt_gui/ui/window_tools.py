@@ -1,11 +1,12 @@
 """The window's tools that run as background jobs: the playground (generate, side by side with the base),
-export, and the learning-rate finder; and what a click on a checkpoint marker offers. A mixin of MainWindow."""
+export, and the learning-rate finder; what a click on a checkpoint marker offers; and the offer to halve the
+micro-batch when a step runs out of memory. A mixin of MainWindow."""
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from autogpt_gui.ui import worker as workers
 from autogpt_gui.ui.lr_finder import LRFinderDialog
@@ -68,3 +69,18 @@ class WindowTools:
             return
         self.samples.use_checkpoint(checkpoint)
         self.tabs.setCurrentWidget(self.samples)
+
+    def offer_halving(self, offer: dict) -> None:
+        """on_oom = "ask": the run waits at a step that did not fit in memory; the user halves or ends it."""
+        worker = self.worker
+        (b, half), (a, twice) = offer["batch_size"], offer["grad_accum"]
+        box = QMessageBox(QMessageBox.Warning, "Out of memory",
+                          f"Step {offer['step']} does not fit in memory with a micro-batch of {b}.\n\n"
+                          f"Halve it to {half} and accumulate {twice} micro-batches instead of {a}? The effective "
+                          "batch stays the same, and the step starts again on the same data.\n\n"
+                          "No ends the run; its last checkpoint is kept.", QMessageBox.Yes | QMessageBox.No, self)
+        box.setDefaultButton(QMessageBox.Yes)
+        box.finished.connect(lambda code: worker.answer_oom(box.clickedButton() is box.button(QMessageBox.Yes)))
+        self.oom_box = box
+        self._logged(f"out of memory at step {offer['step']} with a micro-batch of {b}: asking whether to halve it")
+        box.open()  # window-modal; the training thread waits for the answer, the window stays responsive

@@ -78,6 +78,7 @@ class TrainingWorker(QObject):
     checkpoint_saved = Signal(dict)
     sampled = Signal(dict)
     marked = Signal(dict)  # engine.events.Marker as a dict: edits, rollbacks, early stop, ...
+    oom_offered = Signal(dict)  # on_oom = "ask": the step did not fit; answer_oom(True) halves the micro-batch
     logged = Signal(str)
     state_changed = Signal(dict)  # engine.events.RunState as a dict: the one source of the run's state
     finished = Signal(dict)
@@ -96,6 +97,8 @@ class TrainingWorker(QObject):
         self._lock = threading.Lock()
         self._pending: list[dict] = []
         self._last_emit = 0.0
+        self._oom_answer: list[bool] = []
+        self._oom_answered = threading.Event()
 
     # ---- requests from the GUI thread (thread-safe) ---------------------------------------
     def request(self, kind: str, payload=None) -> None:
@@ -123,6 +126,20 @@ class TrainingWorker(QObject):
 
         self.trainer.request("call", call)
         return True
+
+    def answer_oom(self, halve: bool) -> None:
+        """The user's answer to oom_offered: halve the micro-batch and redo the step, or end the run."""
+        self._oom_answer[:] = [halve]
+        self._oom_answered.set()
+
+    def _ask_oom(self, offer: dict) -> bool:  # training thread: the step waits for the window's answer
+        self._flush()
+        self._oom_answered.clear()
+        self.oom_offered.emit(offer)
+        while not self._oom_answered.wait(0.2):
+            if self._cancel.is_set():  # Stop while asked: no
+                return False
+        return self._oom_answer[0]
 
     # ---- the training thread ----------------------------------------------------------------
     @Slot()
@@ -167,6 +184,8 @@ class TrainingWorker(QObject):
                           ("sample", self._on_sample), ("log", self._on_log), ("state", self._on_state),
                           ("marker", lambda m: self.marked.emit(asdict(m)))):
             tr.on(event, fn)
+        if self.cfg.train.on_oom == "ask" and "oom" in tr.extensions:
+            tr.extensions["oom"].ask = self._ask_oom
         self.trainer = tr
         resumed = [m for m in run.read_markers()[-1:] if m["kind"] == "resumed"] if self.resume_from else []
         for m in resumed:  # announced while the checkpoint loaded, before these listeners: the run folder has it
