@@ -109,3 +109,46 @@ def test_start_on_all_gpus_launches_a_torchrun_group_and_follows_it(qtbot, user_
     assert steps[-1]["tokens_seen"] == 40 * 8 * 32 * 2  # both ranks' tokens
     assert launched[0].wait(60) == 0  # the group ended cleanly once the run finished
     w.close()
+
+
+def test_the_runs_tab_tells_running_here_elsewhere_and_interrupted_and_follows_a_live_one(qtbot, user_home):
+    import socket
+
+    from autogpt_gui import paths
+    from autogpt_gui.config import RunConfig
+    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.session import build_session
+
+    cfg = RunConfig().with_overrides([*[s for s in SETTINGS if "max_steps" not in s], "train.max_steps=20",
+                                      "optim.warmup_steps=2"])
+    runs = {}
+    for name in ("here", "elsewhere", "gone"):
+        run = Run.create(cfg, paths.runs_dir())
+        build_session(cfg, run).trainer.train()
+        runs[name] = run
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for name, host, pid in (("here", socket.gethostname(), other.pid), ("elsewhere", "gpu-node-7", 4242),
+                                ("gone", socket.gethostname(), dead.pid)):
+            path = runs[name].path / "status.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), "status": "running", "host": host,
+                                        "pid": pid}))
+        w = _window(qtbot)
+        w.tabs.setCurrentWidget(w.runs)
+        w.runs.refresh()
+        shown = {w.runs.table.item(i, 0).data(256): w.runs.table.item(i, 5).text()
+                 for i in range(w.runs.table.rowCount())}
+        assert [shown[str(runs[n].path)] for n in ("here", "elsewhere", "gone")] == \
+            ["running", "running elsewhere", "interrupted"]
+        w.runs.select_run(str(runs["gone"].path))
+        assert not w.runs.follow_btn.isEnabled() and w.runs.resume_btn.isEnabled()
+        w.runs.select_run(str(runs["elsewhere"].path))
+        assert w.runs.follow_btn.isEnabled() and not w.runs.resume_btn.isEnabled()
+        qtbot.mouseClick(w.runs.follow_btn, Qt.LeftButton)  # its charts fill from the shared run folder
+        qtbot.waitUntil(lambda: w.charts.steps.n == 20 and getattr(w.worker, "follows", False), timeout=30_000)
+        w.close()
+    finally:
+        other.kill()
+        other.wait()

@@ -135,6 +135,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self.data.tokenize_requested.connect(self.tokenize)
         self.data.cancel_requested.connect(lambda: self.background.cancel("tokenize"))
         self.runs.open_requested.connect(self.open_run)
+        self.runs.follow_requested.connect(self.follow)
         self.runs.resume_requested.connect(lambda p: self.resume_from(str(Path(p) / "checkpoints" / "last.pt")))
         self.runs.overlays_changed.connect(self.charts.set_overlays)
         self.error_banner.action.hide()

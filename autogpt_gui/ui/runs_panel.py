@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui import paths
-from autogpt_gui.engine.runs import Run, list_runs
+from autogpt_gui.engine.runs import LIVE, Run, list_runs
 from autogpt_gui.ui.charts import STEP_COLUMNS, columns_of
 from autogpt_gui.ui.widgets import read_only_table
 
@@ -25,6 +25,7 @@ class RunsPanel(QWidget):
 
     open_requested = Signal(str)  # run path
     resume_requested = Signal(str)
+    follow_requested = Signal(str)  # a run that another process trains (here or on another machine)
     overlays_changed = Signal(list)  # [(name, columns dict)]
 
     def __init__(self, parent=None):
@@ -37,13 +38,17 @@ class RunsPanel(QWidget):
         self.refresh_btn = QPushButton("Refresh")
         self.open_btn = QPushButton("Open")
         self.open_btn.setToolTip("Show this run's charts, samples and checkpoints")
+        self.follow_btn = QPushButton("Follow")
+        self.follow_btn.setToolTip("Watch and steer a run that another process trains (a terminal, torchrun, a "
+                                   "cluster job on a shared folder); closing the window leaves it training")
+        self.follow_btn.clicked.connect(lambda: self.selected() and self.follow_requested.emit(self.selected()))
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setToolTip("Continue an unfinished run from its last checkpoint")
         self.refresh_btn.clicked.connect(self.refresh)
         self.open_btn.clicked.connect(self._open)
         self.resume_btn.clicked.connect(lambda: self.selected() and self.resume_requested.emit(self.selected()))
         row = QHBoxLayout()
-        for b in (self.refresh_btn, self.open_btn, self.resume_btn):
+        for b in (self.refresh_btn, self.open_btn, self.follow_btn, self.resume_btn):
             row.addWidget(b)
         row.addStretch(1)
         self.where = QLabel(f"Runs are kept in {paths.runs_dir()}")
@@ -106,6 +111,8 @@ class RunsPanel(QWidget):
         path = self.selected()
         summary = next((r for r in self.summaries if r.path == path), None)
         self.open_btn.setEnabled(summary is not None)
+        self.follow_btn.setEnabled(summary is not None and path != self.running_path
+                                   and summary.status in (*LIVE, "running elsewhere"))
         self.resume_btn.setEnabled(summary is not None and summary.status in ("interrupted", "stopped", "failed")
                                    and path != self.running_path)
 
