@@ -145,9 +145,6 @@ def resolve_config_path(path: str) -> Path:
 
 
 def cmd_train(args) -> int:
-    from autogpt_gui import paths
-    from autogpt_gui.engine.runs import Run
-
     cfg = load_config(args.config, args.set)
     if cfg.train.device == "cuda:all" and args.nproc == 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
         import torch
@@ -169,17 +166,24 @@ def cmd_train(args) -> int:
 
     if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
         return _train(cfg, None, None, True)
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()):
-            raise AutoGPTError(f"{out} is not empty; choose a new folder for --out", "--out")
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.toml")
-        run = Run(out)
-    else:
-        run = Run.create(cfg, paths.runs_dir())
+    run = _new_run(cfg, args.out)
     print(f"run folder: {run.path}")
     return _train(cfg, run, None, args.quiet)
+
+
+def _new_run(cfg, out: str | None):
+    """A run folder for cfg: --out (new or empty), or a new one among the app's runs."""
+    from autogpt_gui import paths
+    from autogpt_gui.engine.runs import Run
+
+    if not out:
+        return Run.create(cfg, paths.runs_dir())
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise AutoGPTError(f"{folder} is not empty; choose a new folder for --out", "--out")
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.save(folder / "config.toml")
+    return Run(folder)
 
 
 def cmd_resume(args) -> int:
@@ -207,9 +211,8 @@ def cmd_resume(args) -> int:
 
 
 def cmd_branch(args) -> int:
-    from autogpt_gui import paths
     from autogpt_gui.engine.checkpoint import load_checkpoint
-    from autogpt_gui.engine.runs import Run, locate_resume
+    from autogpt_gui.engine.runs import locate_resume
 
     parent, ckpt = locate_resume(args.checkpoint)
     if ckpt is None:
@@ -219,15 +222,7 @@ def cmd_branch(args) -> int:
     if problems:
         raise ConfigError(problems)
     step = int(load_checkpoint(ckpt)["trainer"]["step"])
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()):
-            raise AutoGPTError(f"{out} is not empty; choose a new folder for --out", "--out")
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.toml")
-        run = Run(out)
-    else:
-        run = Run.create(cfg, paths.runs_dir())
+    run = _new_run(cfg, args.out)
     run.write_branch(parent, ckpt, step)
     print(f"run folder: {run.path} (a branch of {parent.id} at step {step})")
     return _train(cfg, run, ckpt, args.quiet)

@@ -66,3 +66,31 @@ def pytest_exception_interact(node, call, report):
     import sys
 
     print(report.longreprtext[-3000:], file=sys.__stderr__)
+
+
+@pytest.fixture
+def make_window(qtbot, user_home):
+    """make_window(settings): the main window at 1280 x 800 with a config of these settings. Afterwards its run
+    is stopped and its threads joined before it closes (closing mid-run would ask a question)."""
+    from autogpt_gui.config import RunConfig
+    from autogpt_gui.ui.app import make_app
+    from autogpt_gui.ui.main_window import MainWindow
+
+    made = []
+
+    def make(settings: list[str]):
+        make_app()
+        w = MainWindow()
+        w.resize(1280, 800)
+        w.show()
+        w.set_config(RunConfig().with_overrides(settings))
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        if w.worker is not None:
+            w.worker.request("stop")
+        assert w.wait_for_threads(60), "a worker thread is still running"
+        w.close()
+        w.deleteLater()

@@ -81,6 +81,7 @@ def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_an
     assert _records(two, "step")[-1]["tokens_seen"] == _records(one, "step")[-1]["tokens_seen"] == 200 * 8 * 32
     assert sorted(p.name for p in two.iterdir() if p.suffix == ".jsonl") == ["metrics.jsonl"]  # rank 0's only
     assert len(_records(two, "step")) == 200
+    assert json.loads((two / "status.json").read_text())["ranks"] == 2  # with host and pid
 
     # stopped from outside through the control file: both ranks stop at one step, rank 0 saves it
     stopped = tmp_path / "stopped"

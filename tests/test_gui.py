@@ -16,18 +16,8 @@ TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_e
 
 
 @pytest.fixture
-def window(qtbot, user_home):
-    make_app()
-    w = MainWindow()  # closed below, after its run is stopped (closing mid-run would ask a question)
-    w.resize(1280, 800)
-    w.show()
-    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=100000"]))
-    yield w
-    if w.worker is not None:
-        w.worker.request("stop")
-    assert w.wait_for_threads(60), "a worker thread is still running"
-    w.close()
-    w.deleteLater()
+def window(make_window):
+    return make_window([*TINY, "train.max_steps=100000"])
 
 
 def assert_no_running_threads() -> None:

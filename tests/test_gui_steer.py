@@ -8,8 +8,6 @@ from PySide6.QtCore import Qt
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.ui.app import make_app
-from autogpt_gui.ui.main_window import MainWindow
 
 TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "train.batch_size=8", "train.eval_interval=25", "train.eval_batches=4", "train.checkpoint_interval=50",
@@ -18,18 +16,8 @@ TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_e
 
 
 @pytest.fixture
-def window(qtbot, user_home):
-    make_app()
-    w = MainWindow()
-    w.resize(1280, 800)
-    w.show()
-    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=100000"]))
-    yield w
-    if w.worker is not None:
-        w.worker.request("stop")
-    assert w.wait_for_threads(60)
-    w.close()
-    w.deleteLater()
+def window(make_window):
+    return make_window([*TINY, "train.max_steps=100000"])
 
 
 def test_live_edits_are_checked_applied_marked_and_a_stopped_run_extends(qtbot, window, tmp_path):

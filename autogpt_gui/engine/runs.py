@@ -84,7 +84,7 @@ class Run:
         """status.json, replaced atomically (a temp file per writer, then a rename)."""
         data = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "step": step, "max_steps": max_steps,
                 "best_val_loss": best, "reason": reason, "precision": precision, "accuracy": accuracy,
-                "updated": time.time()}
+                "ranks": int(os.environ.get("WORLD_SIZE", 1)), "updated": time.time()}  # torchrun's job size
         tmp = self.path / f".status.json.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path / "status.json")

@@ -259,14 +259,8 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
     def follow(self, path: str, process=None) -> None:
         """Watch and steer a run that trains in another process, through its run folder; closing the window
         leaves it training."""
-        if self.worker is not None:
-            self.show_error("A run is training in this window; stop it before following another.")
-            return
-        run = Run(path)
-        try:
-            self.config_panel.set_config(run.config())
-        except ConfigError as err:
-            self.show_error(f"cannot follow {path}: {err}")
+        run = self._take_run(path, "follow", "A run is training in this window; stop it before following another.")
+        if run is None:
             return
         self.charts.reset()
         self.samples.clear_samples()
@@ -372,15 +366,23 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self._logged(f"error: {message}")
 
     # ---- runs, checkpoints, playground ----------------------------------------------------------
-    def open_run(self, path: str) -> None:
+    def _take_run(self, path: str, verb: str, busy: str) -> Run | None:
+        """The run in path, its configuration in the form; None (with a message) while a run trains here."""
         if self.worker is not None:
-            self.show_error("A run is training; stop it to open another (tick runs to compare their curves).")
-            return
+            self.show_error(busy)
+            return None
         run = Run(path)
         try:
             self.config_panel.set_config(run.config())
         except ConfigError as err:
-            self.show_error(f"cannot open {run.id}: {err}")
+            self.show_error(f"cannot {verb} {run.id}: {err}")
+            return None
+        return run
+
+    def open_run(self, path: str) -> None:
+        run = self._take_run(path, "open", "A run is training; stop it to open another (tick runs to compare "
+                                           "their curves).")
+        if run is None:
             return
         self._show_run_history(run)
         self.checkpoints.set_folder(path)
