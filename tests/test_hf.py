@@ -206,3 +206,70 @@ def test_weights_that_disagree_with_config_json_are_refused(tmp_path, tiny_gpt2,
     code = cli.main(["train", "--set", f"model.init='{folder}'", *[a for s in IMPORT for a in ("--set", s)]])
     err = capsys.readouterr().err
     assert code == 1 and "model.init: the weights do not match config.json: wte.weight is" in err, err
+
+
+def test_bad_pretrained_inputs_are_marked_at_their_field_in_the_window(qtbot, tiny_gpt2, tmp_path, monkeypatch,
+                                                                       make_window):
+    import shutil
+
+    from PySide6.QtCore import Qt
+
+    def folder(name, change):
+        out = tmp_path / name
+        shutil.copytree(tiny_gpt2, out)
+        change(out)
+        return out
+
+    def as_llama(out):
+        (out / "config.json").write_text(json.dumps({**json.loads((out / "config.json").read_text()),
+                                                     "model_type": "llama"}))
+
+    def as_narrower(out):
+        (out / "config.json").write_text(json.dumps({**json.loads((out / "config.json").read_text()), "n_embd": 32}))
+
+    ran = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {ran}",))
+
+    def as_hostile(out):
+        (out / "model.safetensors").unlink()
+        torch.save({"transformer.wte.weight": Evil()}, out / "pytorch_model.bin")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    w = make_window(["data.source='shakespeare'", "train.max_steps=20", "optim.warmup_steps=2", "train.device='cpu'",
+                     "train.precision='fp32'", "model.block_size=32"])
+    panel = w.config_panel
+    line, error = panel.editors["model.init"].line, panel.errors["model.init"]
+
+    def choose(value: str) -> None:
+        line.setText(value)
+        panel._edited("model.init")  # what editingFinished does when the user leaves the field
+
+    # found as soon as the folder is chosen: Start says why it cannot start
+    for value, message in ((tmp_path / "empty", "has no config.json"),
+                           (folder("llama", as_llama), "is a 'llama' model; only the GPT-2 family"),
+                           (tmp_path / "nowhere", "does not exist")):
+        choose(str(value))
+        assert error.isVisible() and message in error.text(), error.text()
+        assert not w.controls.start.isEnabled() and "Traceback" not in error.text()
+    choose(str(tiny_gpt2))
+    assert not error.isVisible() and w.controls.start.isEnabled(), w.controls.why.text()
+    panel.editors["model.block_size"].setValue(256)
+    assert "longer than the 128 positions" in panel.errors["model.block_size"].text()
+    assert not w.controls.start.isEnabled()
+    panel.editors["model.block_size"].setValue(32)
+
+    # found when the weights load: the run does not start, and the message is at the field
+    for value, message in ((folder("hostile", as_hostile), "was refused: it asks to run"),
+                           (folder("narrower", as_narrower), "the weights do not match config.json"),
+                           ("gpt2", "could not fetch 'gpt2' from the Hugging Face hub")):
+        choose(str(value))
+        assert w.controls.start.isEnabled(), (value, w.controls.why.text())
+        qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+        qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
+        assert error.isVisible() and message in error.text(), (value, error.text())
+        assert w.error_banner.isVisible() and "Traceback" not in w.error_banner.label.text()
+    assert not ran.exists()  # the hostile file's code never ran

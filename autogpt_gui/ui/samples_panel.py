@@ -43,7 +43,7 @@ class SamplesPanel(QWidget):
         super().__init__(parent)
         self.history = QTextEdit()
         self.history.setReadOnly(True)
-        self.history.setPlaceholderText("A sample appears at every evaluation, so you can read the text improve.")
+        self.history.setPlaceholderText("A sample appears at each evaluation: watch it improve.")
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt, e.g. 'The ' or 'def '")
         self.prompt.setMaximumHeight(70)
