@@ -114,7 +114,8 @@ def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_an
 @pytest.mark.slow
 def test_resume_with_the_same_ranks_is_exact_and_a_killed_rank_ends_the_job(tmp_path):
     straight, pieces = tmp_path / "straight", tmp_path / "pieces"
-    base = ["train.eval_interval=1000", "train.batch_size=4", "train.checkpoint_interval=0", "optim.schedule='constant'"]
+    base = ["train.eval_interval=20", "train.batch_size=4", "train.checkpoint_interval=0", "optim.schedule='constant'",
+            "model.dropout=0.1", "train.sample_tokens=10"]  # random streams in use: dropout, and rank 0 samples
     done = _run([*TORCHRUN, "train", "--out", str(straight), "--quiet", *_sets("train.max_steps=60", *base)])
     assert done.returncode == 0, done.stderr[-3000:]
     done = _run([*TORCHRUN, "train", "--out", str(pieces), "--quiet", *_sets("train.max_steps=30", *base)])
