@@ -6,8 +6,10 @@ own slice of it, so N ranks with micro-batch b compute what one process with N x
 loader's position is the same on every rank, and a checkpoint moves between any numbers of ranks.
 DistributedDataParallel averages gradients (skipped with no_sync on accumulation micro-steps); the
 step's loss is averaged over ranks, so every rank sees the same loss and decides the same (rollbacks).
-Rank 0 alone evaluates, samples and writes (metrics, status, checkpoints) and reads the control file;
-a stop it decides reaches the other ranks in the same small all-reduce as the loss.
+Each rank evaluates its slice of the validation windows and the sums are all-reduced, so the validation
+loss is that of one process with the global batch. Rank 0 alone samples and writes (metrics, status,
+checkpoints) and reads the control file; a stop, an edit or an "evaluate now" it receives reaches the
+other ranks in the same small all-reduce as the step's loss, so all act on it after the same step.
 """
 from __future__ import annotations
 
@@ -47,8 +49,10 @@ def setup(device: str) -> Ranks:
         cuda = device != "cpu" and torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(r.local_rank)
-        # a paused run keeps the other ranks waiting in their next all-reduce: allow long pauses
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=12))
+        # NCCL for the gradients (CUDA tensors); gloo for our own small CPU tensors and objects (the step's loss,
+        # stop and edits, validation sums), which NCCL refuses. A paused run keeps the other ranks waiting in
+        # their next all-reduce: allow long pauses
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=12))
     return r
 
 
@@ -93,32 +97,46 @@ def leave(code: int) -> None:
 
 
 class Coordinator:
-    """A trainer extension for a job of several ranks: averages each step's loss over the ranks and spreads
-    a stop (or an early stop's finish) decided on rank 0 to all of them at the same step."""
+    """A trainer extension for a job of several ranks: averages each step's loss and each evaluation over
+    the ranks, and spreads a stop (or an early stop's finish), live edits and evaluation requests received
+    by rank 0 to all of them at the same step."""
 
     def __init__(self, r: Ranks):
         self.r = r
+        self.eval_asked = self.eval_sent = 0  # rank 0's requests to evaluate: every rank does, after the next step
 
     def attach(self, trainer) -> None:
-        trainer.reduce_step = self.reduce
+        trainer.ranks = self
         trainer.world = self.r.world
         self.seen = 0  # the version of rank 0's live edits this rank has applied
+        self._request = trainer.request
+        if self.r.main:  # an evaluation is a collective: rank 0 alone must not start one
+            trainer.request = self._request_on_rank0
+
+    def _request_on_rank0(self, kind: str, payload=None) -> None:
+        if kind == "evaluate":
+            self.eval_asked += 1
+        else:
+            self._request(kind, payload)
 
     def reduce(self, trainer, loss: float) -> float:
         """Called by every rank before each update: the mean loss, rank 0's stop, rank 0's live edits."""
         edits = trainer.extensions.get("edits")
-        stop = 0.0
+        stop, asked = 0.0, self.eval_asked
         if self.r.main and trainer._stop.is_set():
             stop = 2.0 if trainer._end_status == "finished" else 1.0
         total = torch.tensor([loss], dtype=torch.float64)
-        decided = torch.tensor([stop, float(edits.version if edits is not None and self.r.main else 0)],
-                               dtype=torch.float64)
+        decided = torch.tensor([stop, float(edits.version if edits is not None and self.r.main else 0),
+                                float(asked > self.eval_sent)], dtype=torch.float64)
         dist.all_reduce(total)
         dist.all_reduce(decided, op=dist.ReduceOp.MAX)
         if decided[0].item() > 0:
             if not trainer._stop.is_set():
                 trainer.request("finish" if decided[0].item() == 2 else "stop", "stopped on rank 0")
             trainer.agreed_stop = True  # every rank ends after this step
+        if decided[2].item() > 0:  # handled with the step's other requests, on every rank
+            self.eval_sent = asked
+            self._request("evaluate")
         if edits is not None and decided[1].item() > self.seen:  # rank 0 was edited: the others follow now
             changed = [edits.changed if self.r.main else None]
             dist.broadcast_object_list(changed, src=0)
@@ -129,6 +147,13 @@ class Coordinator:
                 for group in trainer.optimizer.param_groups:  # this step's update already uses the new rate
                     group["lr"] = lr if lr is not None else group["lr"]
         return total.item() / self.r.world
+
+    def reduce_eval(self, total: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+        """Every rank's sum of batch losses and number of batches, summed: the validation loss of all ranks'
+        windows together (the windows of one process with the global batch)."""
+        both = torch.stack([total.detach().double().cpu(), torch.tensor(float(count), dtype=torch.float64)])
+        dist.all_reduce(both)
+        return both[0], int(both[1].item())
 
     def state_dict(self) -> dict:
         return {}

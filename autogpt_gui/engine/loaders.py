@@ -122,18 +122,23 @@ class EpochLoader(_Loader):
 class EvalLoader(_Loader):
     """The same evenly spaced windows on every pass, so validation curves compare like with like."""
 
-    def __init__(self, tokens, batch_size: int, block_size: int, num_batches: int = 20, device="cpu"):
+    def __init__(self, tokens, batch_size: int, block_size: int, num_batches: int = 20, device="cpu", rank: int = 0,
+                 world: int = 1):
         super().__init__(tokens, batch_size, block_size, device)
         span = self.n_tokens - block_size - 1
-        count = min(num_batches * batch_size, max(1, span + 1))
+        self.rank, self.world = rank, world  # of a torchrun job: the windows of the global batch, split
+        count = min(num_batches * batch_size * world, max(1, span + 1))
         self.starts = torch.linspace(0, max(0, span), count).long()
 
     def __len__(self) -> int:
-        return (len(self.starts) + self.batch_size - 1) // self.batch_size
+        step = self.batch_size * self.world
+        return (len(self.starts) + step - 1) // step
 
     def __iter__(self):
-        for b in range(0, len(self.starts), self.batch_size):
-            yield self._to_device(*_windows(self.data, self.starts[b : b + self.batch_size], self.block_size))
+        for b in range(0, len(self.starts), self.batch_size * self.world):
+            mine = self.starts[b + self.rank * self.batch_size:][:self.batch_size]
+            if len(mine):  # a short last batch may leave a rank nothing to evaluate
+                yield self._to_device(*_windows(self.data, mine, self.block_size))
 
 
 class WindowDataset(Dataset):

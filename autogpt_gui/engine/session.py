@@ -184,7 +184,8 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     loader_cls = EpochLoader if t.epochs else RandomWindowLoader
     train_loader = loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device,
                               rank=r.rank, world=r.world)
-    val_loader = EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device)
+    val_loader = EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device,
+                            rank=r.rank, world=r.world)
     planned = length.plan(t.max_steps, t.epochs, max(1, len(train_loader) // t.grad_accum)).planned_steps
     assert planned is not None  # known: our loaders have a length
     schedule = make_schedule(cfg.optim.schedule, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps,

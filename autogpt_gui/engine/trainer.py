@@ -80,7 +80,7 @@ class Trainer:
         self.step_checks: list[Callable] = []  # fn(trainer, loss, grad_norm) -> why to skip this update, or None
         self.oom_handlers: list[Callable] = []  # fn(trainer, error, this step's batches) -> True if it redid them
         self._step_batches: list = []
-        self.reduce_step: Callable | None = None  # fn(trainer, loss) -> the loss over all ranks
+        self.ranks = None  # a torchrun job's engine/distributed.Coordinator: reduce() a step, reduce_eval()
         self.world = 1  # ranks training together; tokens_seen counts them all
         self.agreed_stop = False
         self._end_status = "stopped"  # a "finish" request (early stop) ends the run as finished
@@ -91,8 +91,7 @@ class Trainer:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.stop_reason = ""
-        self._paused = False
-        self.state = "idle"
+        self._paused, self.state = False, "idle"
         self._state_lock = threading.RLock()
         self._loop_thread: threading.Thread | None = None
         self._prepared = False
@@ -212,6 +211,8 @@ class Trainer:
             total += loss.float()
             count += 1
         self.model.train(was_training)
+        if self.ranks is not None:  # each rank evaluated its slice of every batch: the mean over all of them
+            total, count = self.ranks.reduce_eval(total, count)
         return (total / max(1, count)).item()
 
     def train(self, num_epochs: int | None = None) -> Finished:
@@ -317,8 +318,8 @@ class Trainer:
 
     def _optimizer_step(self, step_tokens: int, t_last: float) -> StepMetrics | None:
         loss = float(sum(self._micro_losses) / len(self._micro_losses))
-        if self.reduce_step is not None:  # several ranks: their mean loss, their edits (engine/distributed.py)
-            loss = self.reduce_step(self, loss)
+        if self.ranks is not None:  # several ranks: their mean loss, their edits (engine/distributed.py)
+            loss = self.ranks.reduce(self, loss)
         grad_norm = None
         if self.grad_clip and self.grad_clip > 0:
             if self.scaler:
@@ -364,7 +365,7 @@ class Trainer:
     def _done(self) -> bool:
         limit = self.length.max_steps if self.length is not None else None
         # the ranks of a job stop together, at the step where they agreed to (engine/distributed.py)
-        stopping = self._stop.is_set() if self.reduce_step is None else self.agreed_stop
+        stopping = self._stop.is_set() if self.ranks is None else self.agreed_stop
         return stopping or (limit is not None and self.step >= limit)
 
     # ---- evaluation, samples, checkpoints --------------------------------------------------
