@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
@@ -119,7 +120,17 @@ def test_a_checkpoint_marker_offers_sample_export_and_branch(qtbot, window):
     assert steps[0]["step"] == 101 and steps[0]["lr"] == pytest.approx(3e-4)
     w.runs.refresh()
     names = [w.runs.table.item(i, 0).text() for i in range(w.runs.table.rowCount())]
-    assert any(f"⑂ {Run(parent).id} @ 100" in n for n in names), names
+    assert any(f"(branch of {Run(parent).id} at step 100)" in n for n in names), names
+    for i in range(w.runs.table.rowCount()):  # tick both to compare: the curves coincide to step 100, then part
+        w.runs.table.item(i, 0).setCheckState(Qt.Checked)
+    by_run = {c.name(): (c.xData, c.yData) for c in w.charts.overlays}
+    (px, py), (bx, by) = by_run[Run(parent).summary().name], by_run[branch.summary().name]
+    assert list(px) == list(bx) == list(range(1, 121))
+    assert np.array_equal(py[:100], by[:100]) and not np.array_equal(py[100:], by[100:])
+    if os.environ.get("AUTOGPT_SCREENSHOTS"):
+        w.tabs.setCurrentWidget(w.runs)
+        qtbot.wait(3 * w.charts.FRAME_MS)
+        w.grab().save(f"{os.environ['AUTOGPT_SCREENSHOTS']}/branch-overlay.png")
 
 
 def test_a_run_with_an_out_of_memory_offer_an_edit_a_rollback_and_an_early_stop(qtbot, window, tmp_path, monkeypatch):

@@ -159,6 +159,8 @@ class ChartsPanel(QWidget):
         self.loss_plot.setLabel("left", "loss")
         self.lr_plot = self.graphics.addPlot(row=1, col=0, title="Learning rate")
         self.tps_plot = self.graphics.addPlot(row=1, col=1, title="Tokens / s")
+        for never_negative in (self.lr_plot, self.tps_plot):  # a flat line's auto range would dip below zero
+            never_negative.setLimits(yMin=0)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.raw_curve = self.loss_plot.plot(name="train (raw)", pen=pg.mkPen((80, 140, 220, 70), width=1))

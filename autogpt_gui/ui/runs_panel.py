@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -69,7 +70,7 @@ class RunsPanel(QWidget):
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.summaries))
         for i, r in enumerate(self.summaries):
-            fork = f"  ⑂ {r.parent} @ {r.fork_step}" if r.parent else ""  # a branch: its parent and fork step
+            fork = f"  (branch of {r.parent} at step {r.fork_step})" if r.parent else ""  # where it forked
             name = QTableWidgetItem((r.name if r.name == r.id else f"{r.name}  ({r.id})") + fork)
             name.setFlags(name.flags() | Qt.ItemIsUserCheckable)
             name.setCheckState(Qt.Checked if r.path in ticked else Qt.Unchecked)
@@ -125,9 +126,15 @@ class RunsPanel(QWidget):
             self.overlays_changed.emit(self.overlay_data())
 
     def overlay_data(self) -> list:
+        """The ticked runs' step columns; a branch carries its parent's steps up to the fork, so the two curves
+        coincide there (smoothing included) and part at the fork step."""
         out = []
         for path in self.ticked():
             run = Run(path)
             steps, _ = run.read_metrics()
+            fork = run.branch()
+            if fork and Path(str(fork.get("parent", ""))).is_dir():
+                before = [r for r in Run(fork["parent"]).read_metrics()[0] if r["step"] <= int(fork["step"])]
+                steps = before + steps
             out.append((run.summary().name, columns_of(steps, STEP_COLUMNS)))
         return out
