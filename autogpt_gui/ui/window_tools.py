@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from autogpt_gui.ui import worker as workers
@@ -80,7 +81,9 @@ class WindowTools:
                           "batch stays the same, and the step starts again on the same data.\n\n"
                           "No ends the run; its last checkpoint is kept.", QMessageBox.Yes | QMessageBox.No, self)
         box.setDefaultButton(QMessageBox.Yes)
-        box.finished.connect(lambda code: worker.answer_oom(box.clickedButton() is box.button(QMessageBox.Yes)))
+        box.finished.connect(lambda code: shiboken6.isValid(worker) and worker.answer_oom(
+            box.clickedButton() is box.button(QMessageBox.Yes)))
+        worker.finished.connect(box.reject)  # Stop, or closing the window, ended the run: the question is moot
         self.oom_box = box
         self._logged(f"out of memory at step {offer['step']} with a micro-batch of {b}: asking whether to halve it")
         box.open()  # window-modal; the training thread waits for the answer, the window stays responsive
