@@ -187,29 +187,8 @@ def test_a_run_with_an_out_of_memory_offer_an_edit_a_rollback_and_an_early_stop(
         w.grab().save(f"{shots}/steered-run.png")
 
 
-def test_no_to_the_out_of_memory_offer_ends_the_run_with_its_message(qtbot, window, monkeypatch):
-    import torch
-
-    from autogpt_gui.engine.trainer import Trainer
-
-    w = window
-    w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=200", "train.on_oom='ask'"]))
-    real_loss = Trainer._loss
-
-    def hook(model, x, y):
-        if w.worker.trainer.step == 10:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_loss(model, x, y)
-
-    monkeypatch.setattr(Trainer, "_loss", staticmethod(hook))
-    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
-    qtbot.waitUntil(lambda: getattr(w, "oom_box", None) is not None and w.oom_box.isVisible(), timeout=60_000)
-    qtbot.mouseClick(w.oom_box.button(w.oom_box.StandardButton.No), Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
-    assert "ran out of memory" in w.error_banner.label.text() and w.charts.steps.n == 10
-
-
-def test_stop_while_the_out_of_memory_offer_is_open_ends_the_run_and_closes_the_offer(qtbot, window, monkeypatch):
+@pytest.mark.parametrize("answer", ["No", "Stop"])
+def test_no_or_stop_at_the_out_of_memory_offer_ends_the_run_and_closes_the_offer(qtbot, window, monkeypatch, answer):
     import torch
 
     from autogpt_gui.engine.trainer import Trainer
@@ -227,7 +206,10 @@ def test_stop_while_the_out_of_memory_offer_is_open_ends_the_run_and_closes_the_
     monkeypatch.setattr(Trainer, "_loss", staticmethod(hook))
     qtbot.mouseClick(w.controls.start, Qt.LeftButton)
     qtbot.waitUntil(lambda: getattr(w, "oom_box", None) is not None and w.oom_box.isVisible(), timeout=60_000)
-    qtbot.mouseClick(w.controls.stop, Qt.LeftButton)  # the training thread waits on the question: Stop still ends it
+    box = w.oom_box
+    # the training thread waits on the question; No ends the run, and so does Stop while it is open
+    qtbot.mouseClick(box.button(box.StandardButton.No) if answer == "No" else w.controls.stop, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.worker is None, timeout=30_000)
-    qtbot.waitUntil(lambda: not w.oom_box.isVisible(), timeout=5_000)
+    qtbot.waitUntil(lambda: not box.isVisible(), timeout=5_000)
+    assert "ran out of memory" in w.error_banner.label.text() and w.charts.steps.n == 10
     assert load_checkpoint(f"{w.run_path}/checkpoints/last.pt")["trainer"]["step"] == 10
