@@ -321,6 +321,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         p.append(("optim.name", f"unknown optimizer '{o.name}'; choose one of {', '.join(OPTIMIZERS)}"))
     if not math.isfinite(o.lr) or o.lr <= 0:
         p.append(("optim.lr", f"learning rate must be a positive number, not {o.lr} (1e-3 is a good start)"))
+    elif o.lr > 10:  # beyond any useful rate, and 1e308 overflows the optimizer's float arithmetic
+        p.append(("optim.lr", f"learning rate {o.lr:g} is far too large: at most 10 (1e-3 is a good start)"))
     if not math.isfinite(o.min_lr) or o.min_lr < 0:
         p.append(("optim.min_lr", f"must be zero or positive, not {o.min_lr}"))
     elif math.isfinite(o.lr) and o.min_lr > o.lr:

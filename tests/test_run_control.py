@@ -60,7 +60,8 @@ def test_a_live_learning_rate_edit_applies_next_step_is_recorded_and_survives_re
 
 def test_impossible_live_edits_are_refused_at_their_field(tiny_config):
     cfg = tiny_config()
-    for changes, field in (({"optim.lr": float("nan")}, "optim.lr"), ({"optim.lr": 1e-5}, "optim.min_lr"),
+    for changes, field in (({"optim.lr": float("nan")}, "optim.lr"), ({"optim.lr": 1e308}, "optim.lr"),
+                           ({"optim.lr": 1e-5}, "optim.min_lr"),
                            ({"train.eval_interval": 0}, "train.eval_interval"), ({"model.n_layer": 8}, "model.n_layer")):
         with pytest.raises(ConfigError) as err:
             checked(cfg, changes)
