@@ -1,5 +1,3 @@
-import sys
+from autogpt_gui.cli import run
 
-from autogpt_gui.cli import main
-
-sys.exit(main())
+run()

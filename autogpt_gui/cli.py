@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run() -> None:
+    """The process's entry point (the `autogpt-gui` script, `python -m autogpt_gui`, the bundle): main(), then
+    exit at once. When main returns, the run has ended and its files are written and closed; what is left is
+    the interpreter's and torch's teardown, where a late Ctrl-C or SIGTERM (Python's handlers are gone by
+    then) would kill the process by that signal instead of letting it report main's exit code."""
+    import logging
+
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # a torchrun rank: leave the job cleanly, then at once

@@ -1,9 +1,8 @@
 """The frozen app's entry point: the same command line as `autogpt-gui` from source."""
 import multiprocessing
-import sys
 
-from autogpt_gui.cli import main
+from autogpt_gui.cli import run
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    sys.exit(main())
+    run()
