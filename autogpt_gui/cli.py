@@ -104,7 +104,7 @@ def run() -> None:
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # a torchrun rank: leave the job cleanly, then at once
-        from autogpt_gui.engine.distributed import leave
+        from autogpt_gui.engine.train.distributed import leave
 
         leave(code)
     return code
@@ -169,14 +169,16 @@ def cmd_train(args) -> int:
     if args.nproc > 1:  # the one-machine shortcut: the same command under torchrun, in a subprocess
         import subprocess
 
+        from autogpt_gui.engine.train import distributed
+
         rest = ["train", *(["--config", args.config] if args.config else []), *[x for s in args.set for x in ("--set", s)],
                 *(["--out", args.out] if args.out else []), *(["--quiet"] if args.quiet else [])]
-        return subprocess.call(torchrun_command(args.nproc) + rest)
-    from autogpt_gui.engine.precision import pick_device
+        return subprocess.call(distributed.torchrun_command(args.nproc) + rest)
     from autogpt_gui.engine.session import check_memory
+    from autogpt_gui.engine.train.precision import pick_device
 
     check_memory(cfg, pick_device(cfg.train.device))  # before a run folder exists for a run that cannot start
-    from autogpt_gui.engine import distributed
+    from autogpt_gui.engine.train import distributed
 
     if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
         return _train(cfg, None, None, True)
@@ -188,7 +190,7 @@ def cmd_train(args) -> int:
 def _new_run(cfg, out: str | None):
     """A run folder for cfg: --out (new or empty), or a new one among the app's runs."""
     from autogpt_gui import paths
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
 
     if not out:
         return Run.create(cfg, paths.runs_dir())
@@ -201,7 +203,7 @@ def _new_run(cfg, out: str | None):
 
 
 def cmd_resume(args) -> int:
-    from autogpt_gui.engine.runs import locate_resume
+    from autogpt_gui.engine.run.runs import locate_resume
 
     run, ckpt = locate_resume(args.run)
     if args.extend and ckpt is None:
@@ -211,7 +213,7 @@ def cmd_resume(args) -> int:
                            f"Start it again in place, with the same configuration: "
                            f"autogpt-gui resume {run.path} --restart", "run")
     cfg = run.config().with_overrides(args.set)
-    from autogpt_gui.engine import distributed
+    from autogpt_gui.engine.train import distributed
 
     if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
         return _train(cfg, None, ckpt, True, args.extend)
@@ -225,8 +227,8 @@ def cmd_resume(args) -> int:
 
 
 def cmd_branch(args) -> int:
-    from autogpt_gui.engine.checkpoint import load_checkpoint
-    from autogpt_gui.engine.runs import locate_resume
+    from autogpt_gui.engine.run.checkpoints import load_checkpoint
+    from autogpt_gui.engine.run.runs import locate_resume
 
     parent, ckpt = locate_resume(args.checkpoint)
     if ckpt is None:
@@ -243,8 +245,9 @@ def cmd_branch(args) -> int:
 
 
 def cmd_control(args) -> int:
-    from autogpt_gui.engine import control, edits
-    from autogpt_gui.engine.runs import LIVE, Run
+    from autogpt_gui.engine.run import control
+    from autogpt_gui.engine.run.runs import LIVE, Run
+    from autogpt_gui.engine.train import edits
 
     run = Run(Path(args.run))
     if not (run.path / "config.toml").is_file():
@@ -266,15 +269,10 @@ def cmd_control(args) -> int:
     return 0
 
 
-def torchrun_command(nproc: int, nnodes: int = 1) -> list[str]:
-    """torchrun (torch.distributed.run) for this Python and package: one machine standalone, or a rendezvous."""
-    where = ["--standalone"] if nnodes == 1 else [f"--nnodes={nnodes}", "--node_rank=$NODE_RANK",
-                                                   "--rdzv_backend=c10d", "--rdzv_endpoint=$MASTER_ADDR:29500"]
-    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}", "-m", "autogpt_gui"]
-
-
 def cmd_launch_command(args) -> int:
     import shlex
+
+    from autogpt_gui.engine.train import distributed
 
     cfg = load_config(args.config, args.set)
     from autogpt_gui import paths
@@ -284,7 +282,7 @@ def cmd_launch_command(args) -> int:
     cfg.save(config_file)
     out = args.out or str(paths.runs_dir() / (cfg.name or "ddp-run"))
     train = ["train", "--config", str(config_file), "--out", out, "--quiet"]
-    line = " ".join(shlex.quote(a) if "$" not in a else a for a in torchrun_command(args.nproc, args.nnodes) + train)
+    line = " ".join(shlex.quote(a) if "$" not in a else a for a in distributed.torchrun_command(args.nproc, args.nnodes) + train)
     print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); the configuration is in {config_file}")
     print(line.replace("$NODE_RANK", "0").replace("$MASTER_ADDR", "localhost") if args.nnodes == 1 else line)
     print(f"""
@@ -318,8 +316,8 @@ def cmd_find_lr(args) -> int:
 
 
 def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> int:
-    from autogpt_gui.engine.interrupts import GracefulStop
     from autogpt_gui.engine.session import build_session
+    from autogpt_gui.engine.train.interrupts import GracefulStop
     from autogpt_gui.errors import Cancelled
     from autogpt_gui.progress import ProgressBar
 
@@ -364,7 +362,8 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
 
 
 def cmd_sample(args) -> int:
-    from autogpt_gui.engine.inference import generate_text, load_model
+    from autogpt_gui.engine.load import load_model
+    from autogpt_gui.engine.model.generate import generate_text
 
     model, tokenizer, _ = load_model(args.source)
     prompt = args.prompt.encode().decode("unicode_escape") if "\\" in args.prompt else args.prompt
@@ -377,7 +376,7 @@ def cmd_sample(args) -> int:
 
 def cmd_runs(args) -> int:
     from autogpt_gui import paths
-    from autogpt_gui.engine.runs import list_runs
+    from autogpt_gui.engine.run.runs import list_runs
 
     runs = list_runs(paths.runs_dir())
     if not runs:

@@ -11,8 +11,9 @@ def run_selftest() -> int:
     """Train a few dozen steps on the built-in corpus, save, reload, sample, open the window offscreen."""
     from autogpt_gui import __version__, paths
     from autogpt_gui.config import RunConfig
-    from autogpt_gui.engine.inference import generate_text, load_model
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.load import load_model
+    from autogpt_gui.engine.model.generate import generate_text
+    from autogpt_gui.engine.run.runs import Run
     from autogpt_gui.engine.session import build_session
 
     t0 = time.perf_counter()

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from autogpt_gui.config import DataConfig
-from autogpt_gui.engine.data import ShakespeareSource, prepare_tokens
-from autogpt_gui.engine.model import GPTConfig
+from autogpt_gui.engine.data.sources import ShakespeareSource, prepare_tokens
+from autogpt_gui.engine.model.gpt import GPTConfig
 
 # (label, model shape, batch size, steps per measurement)
 CONFIGS = [

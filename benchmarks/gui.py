@@ -89,7 +89,7 @@ def windowed(app, cfg: RunConfig) -> tuple[float, list[float]]:
 
 
 def _read_metrics(path):
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
 
     return Run(path).read_metrics()
 

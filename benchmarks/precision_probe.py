@@ -15,8 +15,8 @@ from collections import Counter
 PROBE = """
 import torch
 from autogpt_gui.config import ModelConfig
-from autogpt_gui.engine import precision
-from autogpt_gui.engine.model import AutoGPTModel
+from autogpt_gui.engine.train import precision
+from autogpt_gui.engine.model.gpt import AutoGPTModel
 torch.manual_seed(0)
 model = AutoGPTModel(ModelConfig.from_preset("micro", vocab_size=100))
 dev = torch.device("cpu")

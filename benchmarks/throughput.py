@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CONFIGS, gpt_config, matmul_peak, per_step_seconds, token_data  # noqa: E402
 
 from autogpt_gui.config import TrainConfig  # noqa: E402
-from autogpt_gui.engine.loaders import EvalLoader, RandomWindowLoader  # noqa: E402
-from autogpt_gui.engine.model import AutoGPTModel  # noqa: E402
-from autogpt_gui.engine.schedules import make_schedule  # noqa: E402
-from autogpt_gui.engine.trainer import Trainer  # noqa: E402
+from autogpt_gui.engine.data.loaders import EvalLoader, RandomWindowLoader  # noqa: E402
+from autogpt_gui.engine.model.gpt import AutoGPTModel  # noqa: E402
+from autogpt_gui.engine.train.schedules import make_schedule  # noqa: E402
+from autogpt_gui.engine.train.trainer import Trainer  # noqa: E402
 
 
 def optimizer_for(model):

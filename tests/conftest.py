@@ -35,7 +35,7 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def shakespeare(tmp_path_factory) -> Path:
     """The built-in Tiny Shakespeare as a plain text file, for tests of file sources."""
-    from autogpt_gui.engine.data import ShakespeareSource
+    from autogpt_gui.engine.data.sources import ShakespeareSource
 
     path = tmp_path_factory.mktemp("corpus") / "tinyshakespeare.txt"
     path.write_bytes(ShakespeareSource()._data)

@@ -59,3 +59,22 @@ def test_the_test_run_has_a_timeout():
     import pytest_timeout  # noqa: F401 - installed by the test set-up
 
     assert re.search(r"^timeout = \d+", (ROOT / "pyproject.toml").read_text(), re.M)
+
+
+def test_the_public_face_resolves_lazily():
+    """`from autogpt_gui import Trainer, AutoGPTModel, RunConfig, load_model` works, and importing the
+    package or its configuration alone loads no torch."""
+    code = ("import sys, autogpt_gui, autogpt_gui.config; assert 'torch' not in sys.modules; "
+            "from autogpt_gui import Trainer, AutoGPTModel, RunConfig, load_model; "
+            "from autogpt_gui.engine.train.trainer import Trainer as T; assert Trainer is T; "
+            "assert callable(load_model) and RunConfig().model is not None and AutoGPTModel")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_engine_is_laid_out_by_stage():
+    """engine/ holds one subpackage per stage, with the composition root and loading above them."""
+    engine = ROOT / "autogpt_gui" / "engine"
+    assert {p.name for p in engine.iterdir() if (p / "__init__.py").is_file()} == {"data", "model", "train", "run"}
+    loose = {p.stem for p in engine.glob("*.py")} - {"__init__"}
+    assert loose == {"session", "load", "export", "lr_finder", "files"}

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from autogpt_gui import paths
-from autogpt_gui.engine import checkpoint as ck
-from autogpt_gui.engine.runs import Run
+from autogpt_gui.engine.run import checkpoints as ck
+from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.session import build_session
 from autogpt_gui.errors import CheckpointError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from autogpt_gui import cli
-from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 
@@ -24,7 +24,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 FIRST_STEP = """
 import sys, torch
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine import distributed
+from autogpt_gui.engine.train import distributed
 from autogpt_gui.engine.session import build_session
 r = distributed.setup("cpu")
 session = build_session(RunConfig().with_overrides(sys.argv[2:]))

@@ -192,7 +192,7 @@ def test_data_preview_and_tokenizing_show_counts_and_tokens(qtbot, window):
 
 def _engine_run(steps: int):
     from autogpt_gui import paths
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
     from autogpt_gui.engine.session import build_session
 
     cfg = RunConfig(name="earlier").with_overrides([*TINY, f"train.max_steps={steps}", "train.checkpoint_interval=10"])
@@ -289,7 +289,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_offered_a_fresh_start_in_pl
     import sys
 
     from autogpt_gui import paths
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
 
     cfg = RunConfig(name="early").with_overrides([*TINY, "train.max_steps=30"])
     run = Run.create(cfg, paths.runs_dir())

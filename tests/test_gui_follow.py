@@ -76,9 +76,9 @@ def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_trai
 
 
 def test_start_on_all_gpus_launches_a_torchrun_group_and_follows_it(qtbot, user_home, monkeypatch):
-    from autogpt_gui.cli import torchrun_command
     from autogpt_gui.config import RunConfig
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
+    from autogpt_gui.engine.train.distributed import torchrun_command
     from autogpt_gui.ui import worker as workers
 
     launched = []
@@ -116,7 +116,7 @@ def test_the_runs_tab_tells_running_here_elsewhere_and_interrupted_and_follows_a
 
     from autogpt_gui import paths
     from autogpt_gui.config import RunConfig
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
     from autogpt_gui.engine.session import build_session
 
     cfg = RunConfig().with_overrides([*[s for s in SETTINGS if "max_steps" not in s], "train.max_steps=20",

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.checkpoint import load_checkpoint
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
 
 TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "train.batch_size=8", "train.eval_interval=25", "train.eval_batches=4", "train.checkpoint_interval=50",
@@ -81,7 +81,7 @@ def test_the_learning_rate_finder_plots_a_sweep_and_fills_in_its_suggestion(qtbo
 
 
 def test_a_checkpoint_marker_offers_sample_export_and_branch(qtbot, window):
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
 
     w = window
     w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=120"]))
@@ -136,7 +136,7 @@ def test_a_checkpoint_marker_offers_sample_export_and_branch(qtbot, window):
 def test_a_run_with_an_out_of_memory_offer_an_edit_a_rollback_and_an_early_stop(qtbot, window, tmp_path, monkeypatch):
     import torch
 
-    from autogpt_gui.engine.trainer import Trainer
+    from autogpt_gui.engine.train.trainer import Trainer
 
     w = window
     gen = torch.Generator().manual_seed(0)  # a pattern to learn, then random letters: validation soon stalls
@@ -191,7 +191,7 @@ def test_a_run_with_an_out_of_memory_offer_an_edit_a_rollback_and_an_early_stop(
 def test_no_or_stop_at_the_out_of_memory_offer_ends_the_run_and_closes_the_offer(qtbot, window, monkeypatch, answer):
     import torch
 
-    from autogpt_gui.engine.trainer import Trainer
+    from autogpt_gui.engine.train.trainer import Trainer
 
     w = window
     w.set_config(RunConfig().with_overrides([*TINY, "train.max_steps=200", "train.on_oom='ask'",

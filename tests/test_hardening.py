@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from autogpt_gui import cli, paths
-from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.engine.runs import Run
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
+from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.session import build_session
 from autogpt_gui.errors import CheckpointError
 
@@ -58,7 +58,7 @@ def test_the_playground_refuses_it_too(trained_run, tmp_path):
 
 
 def test_a_checkpoint_larger_than_memory_is_refused_before_loading_it(trained_run):
-    from autogpt_gui.engine.inference import checked_model_config
+    from autogpt_gui.engine.load import checked_model_config
 
     state = load_checkpoint(trained_run.checkpoints_dir / "last.pt")
     with pytest.raises(CheckpointError, match="needs about .* of memory for its weights but this computer has"):

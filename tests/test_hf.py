@@ -12,8 +12,8 @@ transformers = pytest.importorskip("transformers")
 
 from autogpt_gui import cli, paths  # noqa: E402
 from autogpt_gui.config import RunConfig  # noqa: E402
-from autogpt_gui.engine.inference import load_model  # noqa: E402
-from autogpt_gui.engine.runs import Run  # noqa: E402
+from autogpt_gui.engine.load import load_model  # noqa: E402
+from autogpt_gui.engine.run.runs import Run  # noqa: E402
 from autogpt_gui.engine.session import build_session  # noqa: E402
 
 TEXT_WITH_ACCENTS = "Grüße aus Köln — naïve café, señor! 日本語も。\n"

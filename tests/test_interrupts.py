@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from autogpt_gui import cli
-from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
+from autogpt_gui.engine.train.trainer import Trainer
 
 TINY = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
         "model.dropout=0.1", "train.grad_accum=2", "train.batch_size=8", "train.eval_interval=10",
@@ -108,9 +108,9 @@ def test_resume_from_a_checkpoint_file_continues_that_run(tmp_path, straight_run
 def test_precision_is_decided_once_per_run(tiny_config, monkeypatch):
     """auto: the first probe's choice is written to the run and a resumed run keeps it without probing."""
     from autogpt_gui import paths
-    from autogpt_gui.engine import precision
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
     from autogpt_gui.engine.session import build_session
+    from autogpt_gui.engine.train import precision
 
     speedups = iter([1.6, 0.7])  # the second probe would say the opposite
     calls = []
@@ -132,8 +132,8 @@ def test_precision_is_decided_once_per_run(tiny_config, monkeypatch):
 
 
 def test_probe_keeps_fp32_unless_bf16_is_clearly_faster(monkeypatch):
-    from autogpt_gui.engine import precision
-    from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
+    from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
+    from autogpt_gui.engine.train import precision
 
     model = AutoGPTModel(GPTConfig(vocab_size=50, n_layer=1, n_embd=32, n_head=2, block_size=16))
     monkeypatch.setattr(precision, "bf16_fast_on", lambda device: (True, "test"))

@@ -2,14 +2,14 @@
 import pytest
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.data import make_source
+from autogpt_gui.engine.data.sources import make_source
 from autogpt_gui.resources import resource_path
 
 
 def test_shakespeare_char_reaches_nanogpt_loss_in_300_steps(capsys):
     """The README's example as a user types it, on the built-in text: nothing outside the repository."""
     from autogpt_gui import cli, paths
-    from autogpt_gui.engine.runs import list_runs
+    from autogpt_gui.engine.run.runs import list_runs
 
     assert cli.main(["train", "--config", "shakespeare", "--set", "train.max_steps=300", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -24,7 +24,7 @@ def test_addition_shows_95_percent_held_out_accuracy_in_cli_metrics_runs_and_win
     import json
 
     from autogpt_gui import cli, paths
-    from autogpt_gui.engine.runs import list_runs
+    from autogpt_gui.engine.run.runs import list_runs
 
     assert cli.main(["train", "--config", "addition", "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -11,9 +11,9 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from autogpt_gui import cli, paths  # noqa: E402
-from autogpt_gui.engine.inference import load_model, merge_adapters  # noqa: E402
-from autogpt_gui.engine.lora import merged_state  # noqa: E402
-from autogpt_gui.engine.runs import Run  # noqa: E402
+from autogpt_gui.engine.load import load_model, merge_adapters  # noqa: E402
+from autogpt_gui.engine.model.lora import merged_state  # noqa: E402
+from autogpt_gui.engine.run.runs import Run  # noqa: E402
 from autogpt_gui.engine.session import build_session  # noqa: E402
 from autogpt_gui.estimates import estimate  # noqa: E402
 
@@ -160,7 +160,7 @@ def test_the_window_fine_tunes_with_lora_and_compares_base_and_result_side_by_si
     from PySide6.QtWidgets import QFileDialog
 
     from autogpt_gui.config import RunConfig
-    from autogpt_gui.engine.inference import generate_text
+    from autogpt_gui.engine.model.generate import generate_text
     from autogpt_gui.ui.app import make_app
     from autogpt_gui.ui.main_window import MainWindow
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from autogpt_gui.config import PRESETS
-from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
+from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
 
 
 def test_default_model_takes_byte_tokens_and_learns_shape():

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from autogpt_gui.config import ModelConfig, RunConfig
-from autogpt_gui.engine.events import EvalMetrics, StepMetrics
-from autogpt_gui.engine.loaders import WindowDataset
-from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
-from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.engine.data.loaders import WindowDataset
+from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
+from autogpt_gui.engine.train.events import EvalMetrics, StepMetrics
+from autogpt_gui.engine.train.trainer import Trainer
 from autogpt_gui.errors import ConfigError
 
 FREE_TEXT = ("name", "data.path", "data.text_field", "train.sample_prompt")

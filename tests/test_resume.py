@@ -2,7 +2,7 @@
 import torch
 
 from autogpt_gui import paths
-from autogpt_gui.engine.runs import Run
+from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.session import build_session
 
 
@@ -50,7 +50,7 @@ def test_resume_reports_where_it_continues(tiny_config):
     session = build_session(cfg, run, run.checkpoints_dir / "step-00000010.pt")
     logs = []
     session.trainer.on("log", logs.append)
-    session.trainer.load_state_dict(__import__("autogpt_gui.engine.checkpoint", fromlist=["x"]).load_checkpoint(
+    session.trainer.load_state_dict(__import__("autogpt_gui.engine.run.checkpoints", fromlist=["x"]).load_checkpoint(
         run.checkpoints_dir / "step-00000010.pt"))
     assert session.trainer.step == 10
     assert any("resumed at step 10" in line and "tokens seen" in line for line in logs)
@@ -59,8 +59,8 @@ def test_resume_reports_where_it_continues(tiny_config):
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch):
     import pytest
 
-    from autogpt_gui.engine.checkpoint import load_checkpoint
-    from autogpt_gui.engine.trainer import Trainer
+    from autogpt_gui.engine.run.checkpoints import load_checkpoint
+    from autogpt_gui.engine.train.trainer import Trainer
     from autogpt_gui.errors import TrainingError
 
     cfg = tiny_config("train.max_steps=40", "train.checkpoint_interval=10", "train.eval_interval=10")

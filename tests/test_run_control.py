@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from autogpt_gui import cli, paths
-from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.engine.edits import checked
-from autogpt_gui.engine.runs import Run
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
+from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.session import build_session
-from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.engine.train.edits import checked
+from autogpt_gui.engine.train.trainer import Trainer
 from autogpt_gui.errors import ConfigError
 
 

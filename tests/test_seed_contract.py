@@ -2,10 +2,10 @@
 import torch
 from torch.utils.data import DataLoader
 
-from autogpt_gui.engine.data import PythonDocsSource
-from autogpt_gui.engine.loaders import WindowDataset
-from autogpt_gui.engine.model import AutoGPTModel
-from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.engine.data.loaders import WindowDataset
+from autogpt_gui.engine.data.sources import PythonDocsSource
+from autogpt_gui.engine.model.gpt import AutoGPTModel
+from autogpt_gui.engine.train.trainer import Trainer
 
 
 def test_seed_snippet_trains_and_lowers_validation_loss():

@@ -6,9 +6,9 @@ import pytest
 
 from autogpt_gui import paths
 from autogpt_gui.config import DataConfig
-from autogpt_gui.engine import data as data_mod
-from autogpt_gui.engine.data import FileSource, prepare_tokens
-from autogpt_gui.engine.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, tokenizer_from_json
+from autogpt_gui.engine.data import sources as data_mod
+from autogpt_gui.engine.data.sources import FileSource, prepare_tokens
+from autogpt_gui.engine.data.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, tokenizer_from_json
 
 SAMPLES = ["plain ascii", "Grüße, 世界! 🚀🎉 naïve café", "tabs\tand\nnewlines\r\n", "emoji 👩‍👩‍👧 ZWJ",
            "مرحبا بالعالم", "\u0000\uffff edge", ""]

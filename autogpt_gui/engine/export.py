@@ -20,8 +20,8 @@ def export_model(source: str | Path, out: str | Path, fmt: str = "hf") -> Path:
         return export_weights(source, out)
     if fmt != "hf":
         raise CheckpointError(f"unknown export format '{fmt}'; choose {' or '.join(FORMATS)}", "--format")
-    from autogpt_gui.engine.hf import export_hf
-    from autogpt_gui.engine.inference import load_trained
+    from autogpt_gui.engine.load import load_trained
+    from autogpt_gui.engine.model.hf import export_hf
 
     model, tokenizer, cfg, counters = load_trained(source)
     return export_hf(model, tokenizer, out, model_card(cfg, counters, Path(counters["checkpoint"])))
@@ -29,7 +29,7 @@ def export_model(source: str | Path, out: str | Path, fmt: str = "hf") -> Path:
 
 def model_card(cfg, counters: dict, checkpoint: Path) -> str:
     """README.md for an export: what the model is, how it was trained, how to load it."""
-    from autogpt_gui.engine.runs import Run
+    from autogpt_gui.engine.run.runs import Run
 
     run = Run(checkpoint.parent.parent)
     steps, _ = run.read_metrics()
@@ -78,7 +78,7 @@ def export_weights(source: str | Path, out: str | Path) -> Path:
     """Native: write model.safetensors, model_config.json, config.toml and tokenizer.json into out."""
     from safetensors.torch import save_model
 
-    from autogpt_gui.engine.inference import load_model
+    from autogpt_gui.engine.load import load_model
 
     model, tokenizer, cfg = load_model(source)
     out = Path(out)
@@ -97,8 +97,8 @@ def load_exported(folder: str | Path):
     """The model and tokenizer of an export folder (for checking an export round-trips)."""
     from safetensors.torch import load_model
 
-    from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
-    from autogpt_gui.engine.tokenizers import load_tokenizer
+    from autogpt_gui.engine.data.tokenizers import load_tokenizer
+    from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
 
     folder = Path(folder)
     model = AutoGPTModel(GPTConfig(**json.loads((folder / "model_config.json").read_text())))

@@ -40,8 +40,8 @@ def find_lr(cfg: RunConfig, start: float = 1e-6, end: float = 1.0, steps: int = 
             progress: Callable[[int, float, float], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> LRSweep:
     """Sweep the learning rate for cfg's model and data; progress(i, lr, loss) after each step."""
-    from autogpt_gui.engine.precision import autocast_for
     from autogpt_gui.engine.session import build_session
+    from autogpt_gui.engine.train.precision import autocast_for
 
     session = build_session(cfg)  # no run folder: its own model and optimizer, from the configuration
     trainer, model, optimizer = session.trainer, session.model, session.optimizer

@@ -15,23 +15,24 @@ import torch
 
 from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
-from autogpt_gui.engine import distributed
-from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.engine.control import ControlFile
-from autogpt_gui.engine.data import TokenData, check_lengths, make_source, prepare_tokens
-from autogpt_gui.engine.edits import LiveEdits
-from autogpt_gui.engine.guards import DivergenceGuard, EarlyStop, HalveOnOOM
-from autogpt_gui.engine.hf import imported_shape, load_pretrained, load_weights, lora_base
-from autogpt_gui.engine.inference import checked_model_config, generate_text, mismatch_error
-from autogpt_gui.engine.loaders import EpochLoader, EvalLoader, RandomWindowLoader
-from autogpt_gui.engine.lora import load_base
-from autogpt_gui.engine.model import AutoGPTModel, GPTConfig
-from autogpt_gui.engine.precision import device_memory, pick_device
-from autogpt_gui.engine.runs import Run
-from autogpt_gui.engine.schedules import make_schedule
-from autogpt_gui.engine.tasks import held_out, task_accuracy, worked_examples
-from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
-from autogpt_gui.engine.trainer import Trainer
+from autogpt_gui.engine.data.loaders import EpochLoader, EvalLoader, RandomWindowLoader
+from autogpt_gui.engine.data.sources import TokenData, check_lengths, make_source, prepare_tokens
+from autogpt_gui.engine.data.tasks import held_out, task_accuracy, worked_examples
+from autogpt_gui.engine.data.tokenizers import Tokenizer, tokenizer_from_json
+from autogpt_gui.engine.load import checked_model_config, mismatch_error
+from autogpt_gui.engine.model.generate import generate_text
+from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
+from autogpt_gui.engine.model.hf import imported_shape, load_pretrained, load_weights, lora_base
+from autogpt_gui.engine.model.lora import load_base
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
+from autogpt_gui.engine.run.control import ControlFile
+from autogpt_gui.engine.run.runs import Run
+from autogpt_gui.engine.train import distributed
+from autogpt_gui.engine.train.edits import LiveEdits
+from autogpt_gui.engine.train.guards import DivergenceGuard, EarlyStop, HalveOnOOM
+from autogpt_gui.engine.train.precision import device_memory, pick_device
+from autogpt_gui.engine.train.schedules import make_schedule
+from autogpt_gui.engine.train.trainer import Trainer
 from autogpt_gui.errors import CheckpointError, ConfigError, DataError
 from autogpt_gui.estimates import memory_problems
 

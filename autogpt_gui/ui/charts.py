@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autogpt_gui.engine.events import EvalMetrics, StepMetrics, numeric_fields
+from autogpt_gui.engine.train.events import EvalMetrics, StepMetrics, numeric_fields
 from autogpt_gui.ui.markers import MarkerLayer, checkpoint_marker
 
 X_AXES = {"step": "Step", "tokens_seen": "Tokens seen", "elapsed": "Time (s)"}

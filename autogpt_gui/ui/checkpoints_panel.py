@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autogpt_gui.engine.checkpoint import CheckpointFolder
+from autogpt_gui.engine.run.checkpoints import CheckpointFolder
 from autogpt_gui.estimates import human_bytes
 from autogpt_gui.ui.widgets import read_only_table
 

@@ -3,7 +3,7 @@ system) through its run folder, with the same signals as the in-process Training
 
 The run folder is the interface: metrics.jsonl (steps within a second, evaluations, markers),
 samples.jsonl, status.json and the checkpoints' index are read as they grow; requests (pause, resume,
-stop, save, evaluate, edit) are written to its control.jsonl (engine/control.py), which the training
+stop, save, evaluate, edit) are written to its control.jsonl (engine/run/control.py), which the training
 process reads between steps. Closing the window stops only the following, never the run.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from autogpt_gui.engine.checkpoint import CheckpointFolder
-from autogpt_gui.engine.control import send
-from autogpt_gui.engine.events import ENDED
+from autogpt_gui.engine.run.checkpoints import CheckpointFolder
+from autogpt_gui.engine.run.control import send
+from autogpt_gui.engine.train.events import ENDED
 
 POLL_MS = 400
 

@@ -1,7 +1,7 @@
 """Steer a run while it trains: change settings at the next step, or extend a finished run.
 
 The fields start from the run's configuration; Apply sends only what changed, after the same checks
-the configuration gets (engine/edits.py: a NaN learning rate is refused here, at its field). What
+the configuration gets (engine/train/edits.py: a NaN learning rate is refused here, at its field). What
 was applied is the new baseline, so the panel always shows what the run trains with now.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.edits import EDITABLE, checked
+from autogpt_gui.engine.train.edits import EDITABLE, checked
 from autogpt_gui.errors import ConfigError
 
 FIELDS = {  # key -> (label, tooltip)

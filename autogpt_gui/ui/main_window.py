@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui import paths
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.checkpoint import CheckpointFolder
-from autogpt_gui.engine.runs import Run
+from autogpt_gui.engine.run.checkpoints import CheckpointFolder
+from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.errors import ConfigError
 from autogpt_gui.ui import worker as workers
 from autogpt_gui.ui.charts import ChartsPanel

@@ -1,7 +1,7 @@
 """Event markers on the loss chart: live edits, rollbacks, early stop, pauses, resumes, extensions, and
 the checkpoints saved.
 
-Each Marker record (engine/events.py, also read back from metrics.jsonl) becomes a thin vertical line
+Each Marker record (engine/train/events.py, also read back from metrics.jsonl) becomes a thin vertical line
 at its step, with a short label and a tooltip saying when and what (old and new values of an edit). A
 checkpoint's line can be clicked: the window offers to sample from it, export it or branch from it.
 """

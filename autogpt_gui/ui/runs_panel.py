@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui import paths
-from autogpt_gui.engine.runs import LIVE, Run, list_runs
+from autogpt_gui.engine.run.runs import LIVE, Run, list_runs
 from autogpt_gui.ui.charts import STEP_COLUMNS, columns_of
 from autogpt_gui.ui.widgets import read_only_table
 

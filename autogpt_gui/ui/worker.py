@@ -118,7 +118,7 @@ class TrainingWorker(QObject):
             return False
 
         def call(trainer):
-            from autogpt_gui.engine.inference import generate_text
+            from autogpt_gui.engine.model.generate import generate_text
 
             text = generate_text(trainer.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
                                  seed=seed if seed is not None else 0, on_text=self.text_generated.emit)
@@ -153,7 +153,7 @@ class TrainingWorker(QObject):
             message, field = _describe(err)
             self.errored.emit(message, field)
             info = {**info, "reason": message, "step": self.trainer.step if self.trainer else 0}
-            from autogpt_gui.engine.control import RunLocked
+            from autogpt_gui.engine.run.control import RunLocked
 
             if not isinstance(err, RunLocked):  # a locked run is another process's to write
                 self._mark_failed(message)
@@ -167,7 +167,7 @@ class TrainingWorker(QObject):
 
     def _train(self) -> dict:
         from autogpt_gui import paths
-        from autogpt_gui.engine.runs import Run
+        from autogpt_gui.engine.run.runs import Run
         from autogpt_gui.engine.session import build_session
 
         run = Run(self.run_path) if self.run_path else Run.create(self.cfg, paths.runs_dir())
@@ -298,7 +298,7 @@ def tokenize_job(cfg):
 
     def job(task: Task) -> dict:
         from autogpt_gui import paths
-        from autogpt_gui.engine.data import make_source, prepare_tokens
+        from autogpt_gui.engine.data.sources import make_source, prepare_tokens
 
         source = make_source(cfg.data)
         data = prepare_tokens(source, cfg.data, paths.cache_dir(), task.progress, task.cancelled)
@@ -315,7 +315,7 @@ def preview_job(cfg):
     """A Task function: size and the first characters of cfg's source."""
 
     def job(task: Task) -> dict:
-        from autogpt_gui.engine.data import make_source
+        from autogpt_gui.engine.data.sources import make_source
 
         source = make_source(cfg.data)
         return {"label": source.label, "size": source.size(), "preview": source.preview(3000)}
@@ -328,7 +328,8 @@ def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperatur
     """A Task function: generate from a checkpoint file, run folder or pretrained model, streaming text."""
 
     def job(task: Task) -> str:
-        from autogpt_gui.engine.inference import generate_text, load_model
+        from autogpt_gui.engine.load import load_model
+        from autogpt_gui.engine.model.generate import generate_text
 
         model, tokenizer, _ = load_model(Path(checkpoint))
         return generate_text(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed=seed,
@@ -340,7 +341,7 @@ def generation_job(checkpoint: str, prompt: str, max_new_tokens: int, temperatur
 def launch_group(run_path: str, nproc: int) -> subprocess.Popen:
     """Train the run in `run_path` (created, not started) with nproc processes under torchrun, in its own
     session: the window follows it through the run folder, and closing the window leaves it training."""
-    from autogpt_gui.cli import torchrun_command
+    from autogpt_gui.engine.train.distributed import torchrun_command
 
     return subprocess.Popen(torchrun_command(nproc) + ["resume", run_path, "--restart", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -360,7 +361,7 @@ def find_lr_job(cfg):
 
 def devices_job(task: Task) -> list[tuple[str, str]]:
     """A Task function: the devices torch can train on (imports torch, off the GUI thread)."""
-    from autogpt_gui.engine.precision import list_devices
+    from autogpt_gui.engine.train.precision import list_devices
 
     return list_devices()
 

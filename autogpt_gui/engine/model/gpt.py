@@ -14,7 +14,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autogpt_gui.config import ModelConfig
-from autogpt_gui.engine.lora import freeze_base, make_linear
+from autogpt_gui.engine.model.lora import freeze_base, make_linear
 
 # The model's shape has one definition, shared with the run configuration and the checkpoint.
 GPTConfig = ModelConfig
@@ -105,7 +105,7 @@ class AutoGPTModel(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
         self.apply(self._init_weights)
-        if cfg.finetune == "lora":  # low-rank adapters on a frozen base (engine/lora.py)
+        if cfg.finetune == "lora":  # low-rank adapters on a frozen base (engine/model/lora.py)
             freeze_base(self)
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -7,7 +7,9 @@ a checkpoint bitwise equal to N + M straight.
 """
 from __future__ import annotations
 
-from autogpt_gui.engine.checkpoint import capture_rng, restore_rng
+import random
+
+import numpy as np
 
 
 def capture(trainer) -> dict:
@@ -51,3 +53,31 @@ def restore(trainer, state: dict) -> None:
         trainer.precision_reason = f"{chosen['reason']}; chosen when the run started, kept on resume"
     trainer.marker("resumed", f"resumed at step {trainer.step}, epoch {trainer.epoch}, "
                               f"{trainer.tokens_seen:,} tokens seen")
+
+
+def capture_rng() -> dict:
+    """Python, NumPy, torch CPU and CUDA random states, as plain data and tensors."""
+    import torch
+
+    py = random.getstate()
+    np_state: tuple = np.random.get_state(legacy=True)  # type: ignore[assignment]
+    state: dict = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    import torch
+
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -160,3 +161,10 @@ class Coordinator:
 
     def load_state_dict(self, trainer, saved: dict) -> None:
         pass
+
+
+def torchrun_command(nproc: int, nnodes: int = 1) -> list[str]:
+    """torchrun (torch.distributed.run) for this Python and package: one machine standalone, or a rendezvous."""
+    where = ["--standalone"] if nnodes == 1 else [f"--nnodes={nnodes}", "--node_rank=$NODE_RANK",
+                                                   "--rdzv_backend=c10d", "--rdzv_endpoint=$MASTER_ADDR:29500"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}", "-m", "autogpt_gui"]

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from autogpt_gui.engine.checkpoint import pid_alive
-from autogpt_gui.engine.events import ENDED
+from autogpt_gui.engine.files import pid_alive
+from autogpt_gui.engine.train.events import ENDED
 from autogpt_gui.errors import AutoGPTError
 
 

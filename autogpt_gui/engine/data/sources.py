@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autogpt_gui.engine.tasks import TaskExamples, make_task
-from autogpt_gui.engine.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from autogpt_gui.engine.data.tasks import TaskExamples, make_task
+from autogpt_gui.engine.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from autogpt_gui.errors import Cancelled, DataError
 
 CHUNK = 1 << 20

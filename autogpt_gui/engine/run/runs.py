@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.checkpoint import CheckpointFolder, check_regular_file, pid_alive, remove_stale_temp_files
-from autogpt_gui.engine.control import RunLock
-from autogpt_gui.engine.events import ENDED
+from autogpt_gui.engine.files import check_regular_file, pid_alive, remove_stale_temp_files
+from autogpt_gui.engine.run.checkpoints import CheckpointFolder
+from autogpt_gui.engine.run.control import RunLock
+from autogpt_gui.engine.train.events import ENDED
 from autogpt_gui.errors import AutoGPTError
 
 LIVE = ("idle", "running", "pausing", "paused", "stopping")  # states of a run whose process is at work

@@ -54,7 +54,7 @@ def list_devices() -> list[tuple[str, str, int | None]]:
             gpus.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)", int(p.total_memory)))
     out: list[tuple[str, str, int | None]] = [("auto", "Automatic (best available)", gpus[0][2] if gpus else ram)]
     out += gpus
-    if len(gpus) > 1:  # data-parallel over all of them: torchrun, one process per GPU (engine/distributed.py)
+    if len(gpus) > 1:  # data-parallel over all of them: torchrun, one process per GPU (engine/train/distributed.py)
         out.append(("cuda:all", f"All {len(gpus)} GPUs (data-parallel)", min(g[2] for g in gpus)))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(("mps", "Apple GPU (MPS)", ram))

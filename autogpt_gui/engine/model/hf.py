@@ -18,8 +18,8 @@ import torch
 
 from autogpt_gui import paths
 from autogpt_gui.config import BLOCK_LINEARS, RUN_CHOICES, ModelConfig
-from autogpt_gui.engine.checkpoint import load_tensors_safely
-from autogpt_gui.engine.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
+from autogpt_gui.engine.data.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
+from autogpt_gui.engine.files import load_tensors_safely
 from autogpt_gui.errors import CheckpointError, DataError
 from autogpt_gui.pretrained import WEIGHT_FILES, is_hub_id, read_config, shape_of
 

@@ -8,16 +8,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pickle
-import random
-import re
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from autogpt_gui.engine.files import fsync_dir, load_tensors_safely, temp_path
 from autogpt_gui.errors import CheckpointError
 
 FORMAT = "autogpt-gui-checkpoint"
@@ -55,7 +50,7 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, OSError):
@@ -67,19 +62,6 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
             raise CheckpointError(f"could not save {path} ({err}); the previous checkpoint is kept",
                                   "checkpoint") from None
         raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -95,78 +77,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-# ---- temp files of writers that died --------------------------------------------------------
-TEMP_NAME = re.compile(r"^\..+?\.(\d+)(?:\.\d+)?\.tmp$")  # .NAME.PID.tmp or .NAME.PID.THREAD.tmp
-
-
-def temp_path(path: Path) -> Path:
-    """Where a writer of `path` puts its bytes before the rename; names the writer's pid."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def pid_alive(pid) -> bool:
-    """Whether a process with this id runs on this machine (a permission error means it does)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove the temp files in folder whose writer is no longer alive; return what was removed."""
-    removed: list[Path] = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        found = TEMP_NAME.match(p.name)
-        if found and not pid_alive(int(found.group(1))):
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
-
-
-# ---- reading ---------------------------------------------------------------------------------
-def check_regular_file(path: Path, field: str = "checkpoint") -> None:
-    """Raise a clear error unless path is an existing regular file (not a folder, device or pipe)."""
-    if not path.exists():
-        hint = " (a link to nothing)" if path.is_symlink() else ""
-        raise CheckpointError(f"{path} does not exist{hint}; choose a checkpoint file (.pt)", field)
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "a device, pipe or socket"
-        raise CheckpointError(f"{path} is not a regular file (it is {kind}); choose a checkpoint file (.pt)", field)
-
-
-def load_tensors_safely(path: Path, field: str = "checkpoint", map_location="cpu"):
-    """torch.load with weights_only: tensors and plain data; a pickle that asks to run code is refused."""
-    import torch
-
-    check_regular_file(path, field)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found:
-            raise CheckpointError(
-                f"{path.name} was refused: it asks to run {found.group(1)}, and loading it could run code on "
-                "this computer. Only tensors and plain data are accepted", field) from None
-        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged or another format)", field) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or damaged: "
-                              f"{_first_line(err)})", field) from None
-
-
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load one of our checkpoints without running any code from it, or raise CheckpointError."""
     path = Path(path)
@@ -176,40 +86,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if data.get("version", 0) > VERSION:
         raise CheckpointError(f"{path.name} was written by a newer autogpt-gui; update the app", "checkpoint")
     return data
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
-
-
-# ---- random state ----------------------------------------------------------------------------
-def capture_rng() -> dict:
-    """Python, NumPy, torch CPU and CUDA random states, as plain data and tensors."""
-    import torch
-
-    py = random.getstate()
-    np_state: tuple = np.random.get_state(legacy=True)  # type: ignore[assignment]
-    state: dict = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict) -> None:
-    import torch
-
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---- a folder of checkpoints with retention ------------------------------------------------

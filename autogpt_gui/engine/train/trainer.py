@@ -19,9 +19,9 @@ import torch
 
 from autogpt_gui import length
 from autogpt_gui.config import TrainConfig
-from autogpt_gui.engine import snapshot
-from autogpt_gui.engine.checkpoint import CheckpointFolder
-from autogpt_gui.engine.events import (
+from autogpt_gui.engine.train import snapshot
+from autogpt_gui.engine.train.addons import Checkpoints
+from autogpt_gui.engine.train.events import (
     CheckpointSaved,
     EvalMetrics,
     Finished,
@@ -30,8 +30,8 @@ from autogpt_gui.engine.events import (
     SampleText,
     StepMetrics,
 )
-from autogpt_gui.engine.precision import autocast_for, pick_device, resolve_precision
-from autogpt_gui.engine.schedules import Schedule
+from autogpt_gui.engine.train.precision import autocast_for, pick_device, resolve_precision
+from autogpt_gui.engine.train.schedules import Schedule
 from autogpt_gui.errors import TrainingError
 
 log = logging.getLogger("autogpt_gui")
@@ -43,14 +43,14 @@ class Trainer:
     """Trains `model` with `optimizer` on (x, y) batches from train_loader; evaluates on val_loader.
 
     Everything beyond the four positional arguments is optional: a TrainConfig (or its fields
-    as keywords), a learning-rate schedule `lr(step)`, a CheckpointFolder, a sampler
+    as keywords), a learning-rate schedule `lr(step)`, a checkpoint folder (`Checkpoints`), a sampler
     `model -> (prompt, text)`, a scorer `model -> {EvalMetrics field: value}` run at each
     evaluation, and extra plain data stored in every checkpoint.
     """
 
     def __init__(self, model, optimizer, train_loader, val_loader, *, device=None,
                  config: TrainConfig | None = None, schedule: Schedule | None = None,
-                 checkpoints: CheckpointFolder | None = None, sampler: Callable | None = None,
+                 checkpoints: Checkpoints | None = None, sampler: Callable | None = None,
                  scorer: Callable | None = None,
                  grad_clip: float = 0.0, extra_state: dict | None = None, **overrides):
         base = config or _seed_defaults()
@@ -115,7 +115,7 @@ class Trainer:
             fn(payload)
 
     def add(self, name: str, extension) -> None:
-        """Attach an extension (engine/guards.py, engine/edits.py): extension.attach(trainer) subscribes it; its
+        """Attach an extension (engine/train/guards.py, engine/train/edits.py): extension.attach(trainer) subscribes it; its
         state_dict() / load_state_dict() are kept in checkpoints under its name."""
         self.extensions[name] = extension
         extension.attach(self)
@@ -185,7 +185,7 @@ class Trainer:
             tokens = sum(bx.numel() for bx, _ in self._step_batches)
             self._step_batches = []
             metrics = self._optimizer_step(tokens, t_last)
-            if metrics is None:  # a step check skipped this update (engine/guards.py)
+            if metrics is None:  # a step check skipped this update (engine/train/guards.py)
                 continue
             losses.append(metrics.loss)
             self._after_step(metrics)
@@ -318,7 +318,7 @@ class Trainer:
 
     def _optimizer_step(self, step_tokens: int, t_last: float) -> StepMetrics | None:
         loss = float(sum(self._micro_losses) / len(self._micro_losses))
-        if self.ranks is not None:  # several ranks: their mean loss, their edits (engine/distributed.py)
+        if self.ranks is not None:  # several ranks: their mean loss, their edits (engine/train/distributed.py)
             loss = self.ranks.reduce(self, loss)
         grad_norm = None
         if self.grad_clip and self.grad_clip > 0:
@@ -364,7 +364,7 @@ class Trainer:
 
     def _done(self) -> bool:
         limit = self.length.max_steps if self.length is not None else None
-        # the ranks of a job stop together, at the step where they agreed to (engine/distributed.py)
+        # the ranks of a job stop together, at the step where they agreed to (engine/train/distributed.py)
         stopping = self._stop.is_set() if self.ranks is None else self.agreed_stop
         return stopping or (limit is not None and self.step >= limit)
 
@@ -434,7 +434,7 @@ class Trainer:
             elif kind == "call":
                 payload(self)
 
-    # ---- exact resume (engine/snapshot.py) ---------------------------------------------------------
+    # ---- exact resume (engine/train/snapshot.py) ---------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where this run is now."""
         return snapshot.capture(self)

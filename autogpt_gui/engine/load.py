@@ -1,21 +1,19 @@
-"""A trained model out of a checkpoint, checked before anything is allocated; and text generation.
-
-Below both `session` (training) and `export` (weights out): loading and sampling need no trainer.
+"""A trained model out of a run folder, a checkpoint or a Hugging Face folder, checked before anything is
+allocated. Beside the session (it reads run folders), below export.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
 from autogpt_gui.config import ModelConfig, RunConfig
-from autogpt_gui.engine.checkpoint import load_checkpoint
-from autogpt_gui.engine.lora import load_base, merged_state
-from autogpt_gui.engine.model import AutoGPTModel
-from autogpt_gui.engine.tokenizers import Tokenizer, tokenizer_from_json
+from autogpt_gui.engine.data.tokenizers import Tokenizer, tokenizer_from_json
+from autogpt_gui.engine.model.gpt import AutoGPTModel
+from autogpt_gui.engine.model.lora import load_base, merged_state
+from autogpt_gui.engine.run.checkpoints import load_checkpoint
 from autogpt_gui.errors import CheckpointError
 from autogpt_gui.estimates import human_bytes, system_memory
 from autogpt_gui.pretrained import is_hub_id
@@ -113,7 +111,7 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, T
         raise CheckpointError(f"{path.name} lacks what sampling needs ({err})", "checkpoint") from None
     base = None
     if cfg.finetune == "lora":  # checked before the model is built: the base must be the one adapted
-        from autogpt_gui.engine.hf import lora_base
+        from autogpt_gui.engine.model.hf import lora_base
 
         base, _ = lora_base(cfg.init, cfg, state.get("base") if isinstance(state.get("base"), dict) else {})
     model = AutoGPTModel(cfg)
@@ -144,7 +142,7 @@ def _is_pretrained(path: str | Path) -> bool:
 
 
 def _pretrained(init: str, device: str) -> tuple[AutoGPTModel, Tokenizer, RunConfig, dict]:
-    from autogpt_gui.engine.hf import load_pretrained
+    from autogpt_gui.engine.model.hf import load_pretrained
 
     pre = load_pretrained(init)
     shape = replace(pre.shape, block_size=pre.shape.n_positions)
@@ -152,31 +150,3 @@ def _pretrained(init: str, device: str) -> tuple[AutoGPTModel, Tokenizer, RunCon
     model.load_state_dict(pre.state)
     run_cfg = RunConfig(name=pre.folder.name, model=shape, data=replace(RunConfig().data, tokenizer="model"))
     return model.to(device).eval(), pre.tokenizer, run_cfg, {}
-
-
-def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:
-    ids = tokenizer.encode(prompt, strict=False) if prompt else []
-    return ids or tokenizer.encode("\n", strict=False) or [0]
-
-
-def generate_text(model, tokenizer: Tokenizer, prompt: str, max_new_tokens: int, temperature: float = 0.8,
-                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                  on_text: Callable[[str], None] | None = None) -> str:
-    """The continuation of prompt (without the prompt); on_text receives each new piece of text."""
-    device = next(model.parameters()).device
-    idx = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)
-    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-    new_ids: list[int] = []
-    shown = [""]
-
-    def on_token(t):
-        new_ids.append(int(t[0]))
-        if on_text is not None:
-            text = tokenizer.decode(new_ids)
-            if not text.endswith("\ufffd"):  # wait for a whole UTF-8 character
-                on_text(text[len(shown[0]):])
-                shown[0] = text
-
-    model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   generator=gen, on_token=on_token)
-    return tokenizer.decode(new_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autogpt_gui.config import RunConfig, set_field
-from autogpt_gui.engine.schedules import LRSchedule, extended
+from autogpt_gui.engine.train.schedules import LRSchedule, extended
 from autogpt_gui.errors import ConfigError
 
 EDITABLE = ("optim.lr", "optim.min_lr", "optim.grad_clip", "optim.weight_decay", "train.eval_interval",

@@ -1,0 +1,1 @@
+"""Data: sources, tasks, tokenizers, token cache and loaders."""
