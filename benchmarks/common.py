@@ -16,6 +16,9 @@ CONFIGS = [
     ("128-wide (4L/4H, ctx 64, batch 12)", dict(n_layer=4, n_head=4, n_embd=128, block_size=64), 12, 60),
     ("384-wide (6L/6H, ctx 256, batch 16)", dict(n_layer=6, n_head=6, n_embd=384, block_size=256), 16, 6),
 ]
+# --smoke: the smallest shape that still runs every code path (the test suite runs each benchmark so)
+SMOKE_CONFIGS = [("smoke (1L/2H, ctx 32, batch 4)", dict(n_layer=1, n_head=2, n_embd=32, block_size=32), 4, 5)]
+SMOKE_HELP = "the smallest size, in seconds (the test suite runs it): figures are printed, targets are not judged"
 
 
 def token_data(cache_root: Path):
