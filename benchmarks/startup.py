@@ -1,9 +1,10 @@
 """Time from launching `autogpt-gui` to a usable window (torch loads later, in the background).
 
-Target: under 2 seconds.   QT_QPA_PLATFORM=offscreen python benchmarks/startup.py
+Target: under 2 seconds.   QT_QPA_PLATFORM=offscreen python benchmarks/startup.py [--smoke]
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -24,17 +25,22 @@ w.wait_for_threads(); w.close()
 
 
 def main() -> int:
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "AUTOGPT_GUI_HOME": tempfile.mkdtemp(prefix="autogpt-startup-")}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true",
+                    help="one launch (the test suite runs it): the figure is printed, the target is not judged")
+    args = ap.parse_args()
+    launches = 1 if args.smoke else 3
     times = []
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", CODE, repr(time.time())], env=env, capture_output=True,
-                             text=True, check=True).stdout.split()
-        times.append(float(out[0]))
+    with tempfile.TemporaryDirectory(prefix="autogpt-startup-") as home:
+        env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"), "AUTOGPT_GUI_HOME": home}
+        for _ in range(launches):
+            out = subprocess.run([sys.executable, "-c", CODE, repr(time.time())], env=env, capture_output=True,
+                                 text=True, check=True).stdout.split()
+            times.append(float(out[0]))
     best, worst = min(times), max(times)
-    print(f"process start to usable window: best {best:.2f}s, worst {worst:.2f}s of 3 (target < 2 s); "
+    print(f"process start to usable window: best {best:.2f}s, worst {worst:.2f}s of {launches} (target < 2 s); "
           "torch is imported afterwards by a background thread (device list)")
-    return 0 if worst < 2.0 else 1
+    return 0 if args.smoke or worst < 2.0 else 1
 
 
 if __name__ == "__main__":
