@@ -2,12 +2,12 @@
 
 Each contender is the real command line (`autogpt-gui train`, and the same under torch.distributed.run),
 on the micro preset and Tiny Shakespeare; tokens/s is the median over the steps after the first 20,
-from metrics.jsonl (which counts every rank's tokens). Contenders alternate (1, N, N, 1, ...) because
+from metrics.jsonl (which counts every rank's tokens; the first half when a run is shorter). Contenders alternate (1, N, N, 1, ...) because
 these machines are shared and noisy. Scaling efficiency = (tokens/s with N) / (N x tokens/s with 1).
 On a CPU, processes share the cores (torchrun gives each one thread); on a machine with several GPUs
 each process gets its own GPU and NCCL carries the gradients.
 
-    python benchmarks/ddp.py [--nproc 2] [--rounds 2] [--steps 120]
+    python benchmarks/ddp.py [--nproc 2] [--rounds 2] [--steps 120] [--smoke]
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def run(nproc: int, batch: int, steps: int, folder: Path) -> float:
     if done.returncode != 0:
         sys.exit(f"{nproc} process(es) failed:\n{done.stderr[-3000:]}")
     rows = [json.loads(ln) for ln in (folder / "metrics.jsonl").read_text().splitlines() if '"step"' in ln]
-    return statistics.median(r["tokens_per_sec"] for r in rows if r.get("type") == "step" and r["step"] > 20)
+    warmup = min(20, steps // 2)
+    return statistics.median(r["tokens_per_sec"] for r in rows if r.get("type") == "step" and r["step"] > warmup)
 
 
 def main() -> None:
@@ -41,7 +42,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--batch", type=int, default=16, help="the global batch (each of N ranks takes batch / N)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="one round of 12 steps, batch 4, in seconds (the test suite runs it): figures are printed")
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.steps, args.batch = 1, 12, 4
     results: dict[int, list[float]] = {1: [], args.nproc: []}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("AUTOGPT_GUI_HOME", str(Path(tmp) / "home"))

@@ -8,7 +8,7 @@ TrainingArguments' defaults plus the same settings. Each contender runs in its o
 memory (ru_maxrss) is its own; contenders alternate (A B, B A, ...) and medians are printed, because
 these machines are shared and noisy. Tokens/s leave out the first two steps (allocator warm-up).
 
-    python benchmarks/finetune.py [--rounds 2] [--steps 10] [--mode full|lora]
+    python benchmarks/finetune.py [--rounds 2] [--steps 10] [--mode full|lora] [--smoke]
 """
 from __future__ import annotations
 
@@ -23,12 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-CONTEXT, BATCH = 256, 4
+# the model's shape, its tokenizer's vocabulary, context and batch: GPT-2 small's, and a tiny one for --smoke
+SHAPES = {
+    "GPT-2 small shape (124M)": dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, bpe=8000, context=256, batch=4),
+    "smoke shape (2L/2H, width 64)": dict(n_layer=2, n_head=2, n_embd=64, vocab_size=1024, bpe=512, context=32, batch=2),
+}
 TEXT = Path(__file__).resolve().parents[1] / "resources" / "corpora" / "tinyshakespeare.txt.gz"
 
 
-def make_model(folder: Path) -> Path:
-    """GPT-2 small's shape with random weights, and a byte-level BPE trained on the text, as save_pretrained writes."""
+def make_model(folder: Path, shape: dict) -> Path:
+    """A GPT-2 of that shape with random weights, and a byte-level BPE trained on the text, as save_pretrained writes."""
     import gzip
 
     import torch
@@ -39,23 +43,23 @@ def make_model(folder: Path) -> Path:
     text.write_text(gzip.decompress(TEXT.read_bytes()).decode("utf-8"), encoding="utf-8")
     model_dir = folder / "gpt2-small-random"
     tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator([text.read_text()], vocab_size=8000, special_tokens=["<|endoftext|>"])
+    tok.train_from_iterator([text.read_text()], vocab_size=shape["bpe"], special_tokens=["<|endoftext|>"])
     model_dir.mkdir()
     tok.save(str(model_dir / "tokenizer.json"))
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
-                                     bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(vocab_size=shape["vocab_size"], n_positions=1024, n_embd=shape["n_embd"],
+                                     n_layer=shape["n_layer"], n_head=shape["n_head"], bos_token_id=0, eos_token_id=0)
     transformers.GPT2LMHeadModel(config).save_pretrained(model_dir)
     return model_dir
 
 
-def run_ours(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
+def run_ours(model_dir: Path, text: Path, steps: int, mode: str, context: int, batch: int) -> dict:
     from autogpt_gui.config import RunConfig
     from autogpt_gui.engine.session import build_session
 
     cfg = RunConfig().with_overrides([
         f"model.init='{model_dir}'", "data.source='file'", f"data.path='{text}'", "data.tokenizer='model'",
-        f"model.block_size={CONTEXT}", f"train.batch_size={BATCH}", f"train.max_steps={steps}",
+        f"model.block_size={context}", f"train.batch_size={batch}", f"train.max_steps={steps}",
         "train.eval_interval=1000000", "train.eval_batches=1", "train.checkpoint_interval=0",
         "train.sample_tokens=0", "optim.warmup_steps=1", "optim.lr=1e-4", "optim.min_lr=1e-5",
         f"model.finetune='{mode}'"])
@@ -66,7 +70,7 @@ def run_ours(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
     return {"stamps": stamps, "precision": session.trainer.precision}
 
 
-def run_theirs(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
+def run_theirs(model_dir: Path, text: Path, steps: int, mode: str, context: int, batch: int) -> dict:
     import torch
     import transformers
     from tokenizers import Tokenizer
@@ -75,12 +79,12 @@ def run_theirs(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
 
     class Windows(torch.utils.data.Dataset):
         def __len__(self):
-            return steps * BATCH
+            return steps * batch
 
         def __getitem__(self, i):
-            start = int(torch.randint(0, len(ids) - CONTEXT - 1, (1,), generator=torch.Generator().manual_seed(i)))
-            w = ids[start:start + CONTEXT + 1]
-            return {"input_ids": w, "labels": w}  # the model shifts labels: CONTEXT predictions, as ours
+            start = int(torch.randint(0, len(ids) - context - 1, (1,), generator=torch.Generator().manual_seed(i)))
+            w = ids[start:start + context + 1]
+            return {"input_ids": w, "labels": w}  # the model shifts labels: context predictions, as ours
 
     stamps: list[float] = []
 
@@ -96,7 +100,7 @@ def run_theirs(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
                                                            target_modules=["c_attn", "c_proj", "c_fc"]))
     with tempfile.TemporaryDirectory() as out:
         args = transformers.TrainingArguments(
-            output_dir=out, per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=1e-4,
+            output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=1e-4,
             weight_decay=0.1, adam_beta2=0.99, warmup_steps=1, lr_scheduler_type="cosine", max_grad_norm=1.0,
             logging_strategy="no", save_strategy="no", report_to=[], dataloader_num_workers=0, seed=1337,
             use_cpu=not torch.cuda.is_available())
@@ -104,11 +108,12 @@ def run_theirs(model_dir: Path, text: Path, steps: int, mode: str) -> dict:
     return {"stamps": stamps, "precision": "fp32 (TrainingArguments' default)"}
 
 
-def worker(name: str, model_dir: Path, text: Path, steps: int, mode: str) -> None:
-    result = (run_ours if name == "ours" else run_theirs)(model_dir, text, steps, mode)
+def worker(name: str, model_dir: Path, text: Path, steps: int, mode: str, shape: dict) -> None:
+    context, batch = shape["context"], shape["batch"]
+    result = (run_ours if name == "ours" else run_theirs)(model_dir, text, steps, mode, context, batch)
     stamps = result.pop("stamps")
     seconds = stamps[-1] - stamps[1]
-    result.update(tokens_per_s=BATCH * CONTEXT * (len(stamps) - 2) / seconds, steps=len(stamps),
+    result.update(tokens_per_s=batch * context * (len(stamps) - 2) / seconds, steps=len(stamps),
                   peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print("RESULT " + json.dumps(result))
 
@@ -118,19 +123,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--mode", choices=("full", "lora"), default="full")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny shape, one round of 4 steps, in seconds (the test suite runs it): figures are printed")
     ap.add_argument("--worker", choices=("ours", "theirs"), help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    label, shape = list(SHAPES.items())[1 if args.smoke else 0]
+    if args.smoke:
+        args.rounds, args.steps = 1, 4
     if args.worker:
-        return worker(args.worker, args.model_dir, args.model_dir.parent / "shakespeare.txt", args.steps, args.mode)
+        return worker(args.worker, args.model_dir, args.model_dir.parent / "shakespeare.txt", args.steps, args.mode,
+                      shape)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("AUTOGPT_GUI_HOME", str(Path(tmp) / "home"))
-        model_dir = make_model(Path(tmp))
+        model_dir = make_model(Path(tmp), shape)
         results: dict[str, list[dict]] = {"ours": [], "theirs": []}
         for r in range(args.rounds):
             for name in (("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")):
                 out = subprocess.run([sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir),
-                                      "--steps", str(args.steps), "--mode", args.mode],
+                                      "--steps", str(args.steps), "--mode", args.mode, *(["--smoke"] * args.smoke)],
                                      capture_output=True, text=True, check=False)
                 line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
                 if line is None:
@@ -142,7 +153,7 @@ def main() -> None:
         med = {n: statistics.median(x["tokens_per_s"] for x in v) for n, v in results.items()}
         mem = {n: statistics.median(x["peak_mb"] for x in v) for n, v in results.items()}
         per_round = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(results["ours"], results["theirs"])]
-        print(f"\n{args.mode} fine-tuning, GPT-2 small shape (124M), context {CONTEXT}, batch {BATCH}, "
+        print(f"\n{args.mode} fine-tuning, {label}, context {shape['context']}, batch {shape['batch']}, "
               f"{args.steps} steps, {args.rounds} rounds:")
         print(f"  tokens/s  ours {med['ours']:.1f}  transformers.Trainer {med['theirs']:.1f}  "
               f"ratio ours/theirs {med['ours'] / med['theirs']:.3f}  (per round: "
