@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xcb import debian_package, not_carried
+
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "autogpt-gui"
 
@@ -68,7 +70,21 @@ def build(onefile: bool = False, dist: Path | None = None) -> Path:
     size = disk_usage_mib(out)
     print(f"[autogpt-gui] built {out} in {time.perf_counter() - t0:.0f}s: {size} MiB on disk (du -sm; "
           f"budget {BUDGET_MIB} MiB for the CPU bundle)", flush=True)
+    if sys.platform.startswith("linux") and out.is_dir():
+        report_x_libraries(out)
     return out
+
+
+def report_x_libraries(bundle: Path) -> None:
+    """Say whether the bundle carries the X libraries of Qt's xcb plugin, and which packages a desktop needs if not."""
+    missing = not_carried(bundle)
+    if missing:
+        print(f"[autogpt-gui] X libraries not carried (this machine lacks them): {', '.join(missing)}. A Linux desktop "
+              f"then needs: sudo apt-get install {' '.join(debian_package(m) for m in missing)} (or install them here "
+              "and rebuild)", flush=True)
+    else:
+        print("[autogpt-gui] X libraries: the bundle carries every one Qt's xcb plugin links (libxcb1 and GL are the "
+              "desktop's own)", flush=True)
 
 
 def make_read_only(path: Path) -> None:
