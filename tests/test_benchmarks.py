@@ -1,0 +1,41 @@
+"""Every benchmark still runs: each script at its smallest size (--smoke), as a user would start it."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+# each runnable script, and the figures it prints (what a reader of its output looks for)
+FIGURES = {
+    "throughput.py": [r"Trainer / bare loop \(fp32\): +\d+\.\d+", r"speed ours/nanoGPT \d+\.\d+"],
+    "gui.py": [r"window [\d,]+ tokens/s, ratio \d+\.\d+", r"p99 \d+\.\d+ ms", r"full redraw \d+\.\d+ ms"],
+    "shakespeare.py": [r"validation loss after 20 steps: \d+\.\d+"],
+    "startup.py": [r"process start to usable window: best \d+\.\d+s"],
+    "precision_probe.py": [r"bf16 speedup \d+\.\d+x", r"auto chose \{'(fp32|bf16)': 1\}"],
+    "ddp.py": [r"speed-up \d+\.\d+x, scaling efficiency \d+%"],
+    "finetune.py": [r"ratio ours/theirs \d+\.\d+", r"peak memory  ours \d+ MB"],
+}
+# two processes per contender (torchrun, Hugging Face's Trainer): a minute or more on a loaded machine
+SLOW = {"ddp.py", "finetune.py"}
+
+
+def test_every_runnable_benchmark_is_smoke_tested():
+    runnable = {p.name for p in BENCHMARKS.glob("*.py") if 'if __name__ == "__main__":' in p.read_text()}
+    assert runnable == set(FIGURES), "add the script to FIGURES (and give it --smoke)"
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=[pytest.mark.slow] if s in SLOW else []) for s in FIGURES])
+def test_benchmark_runs_at_its_smallest_size(script, tmp_path):
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join(path),
+           "AUTOGPT_GUI_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--smoke"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    missing = [figure for figure in FIGURES[script] if not re.search(figure, done.stdout)]
+    assert not missing, f"{missing} not in:\n{done.stdout[-3000:]}"
