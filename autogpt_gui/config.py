@@ -33,7 +33,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FINETUNE = ("full", "lora")
 DIVERGENCE = ("rollback", "stop")
 BLOCK_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's layers, as GPT-2 names them
-LORA_TARGETS = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them (peft's way)
+LORA_TARGETS: tuple[str, ...] = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them
 # The llama kind's layers, each with the GPT-2 layer it stands for: the default targets pick all seven.
 LLAMA_LINEARS = {"attn.q_proj": "attn.c_attn", "attn.k_proj": "attn.c_attn", "attn.v_proj": "attn.c_attn",
                  "attn.o_proj": "attn.c_proj", "mlp.gate_proj": "mlp.c_fc", "mlp.up_proj": "mlp.c_fc",
@@ -69,6 +69,7 @@ class ModelConfig:
     lora_targets: str = "c_attn,c_proj,c_fc"  # layers of each block that get adapters (peft's names)
     # The block kind, and the llama kind's flags under Hugging Face's names (Llama, Mistral, Qwen2, Qwen3).
     arch: str = "gpt2"  # "gpt2": LayerNorm, GELU, learned positions; "llama": RMSNorm, SwiGLU, rotary positions
+    model_type: str = ""  # the Hugging Face model_type it came from and exports as; "": the one its flags imply
     n_kv_head: int = 0  # key/value heads, fewer than n_head for grouped-query attention; 0: n_head
     head_dim: int = 0  # width of one head; 0: n_embd // n_head (Qwen3 sets its own)
     intermediate_size: int = 0  # SwiGLU's hidden width; 0: 8/3 of the width, a multiple of 64

@@ -92,7 +92,7 @@ def _llama_shape(data: dict, where: str, kind: str) -> dict:
                                           "have; choose a standard model of its family")])
     n_embd, n_head = int(data["hidden_size"]), int(data["num_attention_heads"])
     llama3 = rope.get("rope_type") == "llama3"
-    return {"arch": "llama", "n_layer": int(data["num_hidden_layers"]), "n_head": n_head, "n_embd": n_embd,
+    return {"arch": "llama", "model_type": kind, "n_layer": int(data["num_hidden_layers"]), "n_head": n_head, "n_embd": n_embd,
             "n_kv_head": int(data.get("num_key_value_heads") or n_head),
             "head_dim": int(data.get("head_dim") or n_embd // n_head),
             "intermediate_size": int(data["intermediate_size"]), "vocab_size": int(data["vocab_size"]),
@@ -124,6 +124,10 @@ def architecture_problems(m) -> list[tuple[str, str]]:
     if m.arch not in ARCHS:
         return [("model.arch", f"unknown block kind '{m.arch}'; choose {' or '.join(ARCHS)}")]
     p = []
+    kinds = ("gpt2",) if m.arch == "gpt2" else LLAMA_FAMILY
+    if m.model_type and m.model_type not in kinds:
+        p.append(("model.model_type", f"'{m.model_type}' is not a {m.arch}-kind model; choose one of "
+                                      f"{', '.join(kinds)} or leave it empty"))
     for name in ("n_kv_head", "head_dim", "intermediate_size", "sliding_window"):
         if getattr(m, name) < 0:
             p.append((f"model.{name}", "must be zero (the kind's default) or positive"))
@@ -149,6 +153,11 @@ def architecture_problems(m) -> list[tuple[str, str]]:
         p.append(("model.rope_scaling", "llama3 needs factor >= 1, 0 < low_freq_factor < high_freq_factor and "
                                         "a positive original_max_position_embeddings"))
     return p
+
+
+def eos_ids(m) -> list[int]:
+    """The end-of-sequence token ids of a ModelConfig (its comma-separated eos_token_ids)."""
+    return [int(t) for t in str(m.eos_token_ids).split(",") if t.strip()]
 
 
 def pretrained_problems(init: str, block_size: int) -> list[tuple[str, str]]:

@@ -17,10 +17,10 @@ from autogpt_gui.estimates import head_size, kv_heads
 
 
 class KVCache:
-    """Preallocated keys and values for every layer, filled left to right."""
+    """Preallocated keys and values for every layer, filled left to right; `length` tokens at most (the context)."""
 
-    def __init__(self, cfg, batch: int, device, dtype):
-        shape = (batch, kv_heads(cfg), cfg.block_size, head_size(cfg))
+    def __init__(self, cfg, batch: int, device, dtype, length: int | None = None):
+        shape = (batch, kv_heads(cfg), min(cfg.block_size, length or cfg.block_size), head_size(cfg))
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.length = 0

@@ -127,7 +127,8 @@ class AutoGPTModel(nn.Module):
         was_training = self.training
         self.eval()
         dtype = next(self.parameters()).dtype
-        cache = KVCache(self.config, idx.shape[0], idx.device, dtype)
+        # a model of a long context (Qwen3: 40,960 positions) gets a cache only as long as this generation needs
+        cache = KVCache(self.config, idx.shape[0], idx.device, dtype, idx.shape[1] + max_new_tokens)
         block = self.config.block_size
         out = idx
         logits, _ = self(out[:, -block:], cache=cache)
