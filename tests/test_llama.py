@@ -167,8 +167,8 @@ def _assert_export_matches(checkpoint, out) -> None:
 
 
 def test_a_llama_kind_model_made_here_resumes_exactly_and_exports_as_llama(tiny_config, tmp_path, corpus):
-    cfg = tiny_config(*corpus, "model.arch='llama'", "model.n_kv_head=1", "model.dropout=0.1", "train.max_steps=20",
-                      "train.eval_interval=10", "train.checkpoint_interval=0", "train.grad_accum=2",
+    cfg = tiny_config(*corpus, "model.arch='llama'", "model.n_kv_head=1", "model.dropout=0.1", "train.max_steps=12",
+                      "train.eval_interval=6", "train.checkpoint_interval=0", "train.grad_accum=2",
                       "data.tokenizer='bpe'", "data.bpe_vocab_size=300", "train.sample_tokens=0")
     straight = build_session(cfg)
     losses: dict[int, float] = {}
@@ -176,13 +176,13 @@ def test_a_llama_kind_model_made_here_resumes_exactly_and_exports_as_llama(tiny_
     straight.trainer.train()
     run = Run.create(cfg, paths.runs_dir())
     first = build_session(cfg, run)
-    first.trainer.on("step", lambda m: m.step == 10 and first.trainer.stop())
-    assert first.trainer.train().step == 10
+    first.trainer.on("step", lambda m: m.step == 6 and first.trainer.stop())
+    assert first.trainer.train().step == 6
     resumed = build_session(run.config(), run, run.checkpoints_dir / "last.pt")
     again: dict[int, float] = {}
     resumed.trainer.on("step", lambda m: again.__setitem__(m.step, m.loss))
-    assert resumed.trainer.train().step == 20
-    assert again == {k: v for k, v in losses.items() if k > 10}
+    assert resumed.trainer.train().step == 12
+    assert again == {k: v for k, v in losses.items() if k > 6}
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     out = export_model(run.path, tmp_path / "export")
