@@ -131,6 +131,10 @@ def architecture_problems(m) -> list[tuple[str, str]]:
     for name in ("n_kv_head", "head_dim", "intermediate_size", "sliding_window"):
         if getattr(m, name) < 0:
             p.append((f"model.{name}", "must be zero (the kind's default) or positive"))
+    try:
+        eos_ids(m)
+    except ValueError:
+        p.append(("model.eos_token_ids", "list token ids separated by commas, e.g. 2 or 128001,128009"))
     if m.arch == "gpt2":
         used = [n for n in ("n_kv_head", "head_dim", "intermediate_size", "sliding_window") if getattr(m, n)]
         used += [n for n in ("qk_norm", "attention_bias", "qkv_bias") if getattr(m, n)] + \
