@@ -12,6 +12,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autogpt_gui.engine.model.lora import make_linear
+from autogpt_gui.engine.model.norm import RMSNorm
 from autogpt_gui.engine.model.rope import apply_rope
 from autogpt_gui.estimates import head_size, kv_heads
 
@@ -52,8 +53,8 @@ class CausalSelfAttention(nn.Module):
             self.o_proj = make_linear(cfg, "attn.o_proj", q_width, C, cfg.attention_bias)
             self.o_proj.residual_scale = True  # type: ignore[assignment]  # a marker read by _init_weights
             if cfg.qk_norm:
-                self.q_norm = nn.RMSNorm(self.head_dim, eps=cfg.rms_norm_eps)
-                self.k_norm = nn.RMSNorm(self.head_dim, eps=cfg.rms_norm_eps)
+                self.q_norm = RMSNorm(self.head_dim, eps=cfg.rms_norm_eps)
+                self.k_norm = RMSNorm(self.head_dim, eps=cfg.rms_norm_eps)
         else:
             self.c_attn = make_linear(cfg, "attn.c_attn", C, 3 * C)
             self.c_proj = make_linear(cfg, "attn.c_proj", C, C)

@@ -11,13 +11,14 @@ from torch.nn import functional as F
 
 from autogpt_gui.engine.model.attention import CausalSelfAttention, KVCache
 from autogpt_gui.engine.model.lora import make_linear
+from autogpt_gui.engine.model.norm import RMSNorm
 from autogpt_gui.estimates import mlp_width
 
 
 def make_norm(cfg) -> nn.Module:
     """The kind's normalisation over the width: LayerNorm for gpt2, RMSNorm for llama."""
     if cfg.arch == "llama":
-        return nn.RMSNorm(cfg.n_embd, eps=cfg.rms_norm_eps)
+        return RMSNorm(cfg.n_embd, eps=cfg.rms_norm_eps)
     return nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
 
 
