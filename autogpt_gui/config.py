@@ -13,7 +13,7 @@ import tomli_w
 import tomllib
 
 from autogpt_gui.errors import ConfigError
-from autogpt_gui.pretrained import pretrained_problems
+from autogpt_gui.pretrained import architecture_problems, pretrained_problems
 
 # name -> (n_layer, n_head, n_embd, block_size); approximate non-embedding parameters in the comment
 PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -33,7 +33,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FINETUNE = ("full", "lora")
 DIVERGENCE = ("rollback", "stop")
 BLOCK_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's layers, as GPT-2 names them
-LORA_TARGETS = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them (peft's way)
+LORA_TARGETS: tuple[str, ...] = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them
+# The llama kind's layers, each with the GPT-2 layer it stands for: the default targets pick all seven.
+LLAMA_LINEARS = {"attn.q_proj": "attn.c_attn", "attn.k_proj": "attn.c_attn", "attn.v_proj": "attn.c_attn",
+                 "attn.o_proj": "attn.c_proj", "mlp.gate_proj": "mlp.c_fc", "mlp.up_proj": "mlp.c_fc",
+                 "mlp.down_proj": "mlp.c_proj"}
+LORA_TARGETS += tuple(k.split(".")[1] for k in LLAMA_LINEARS)
 # What a run may choose for itself when its shape comes from a pretrained model (model.init).
 RUN_CHOICES = ("block_size", "dropout", "finetune", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets")
 
@@ -62,6 +67,27 @@ class ModelConfig:
     lora_alpha: float = 16.0  # adapters are scaled by alpha / rank
     lora_dropout: float = 0.0
     lora_targets: str = "c_attn,c_proj,c_fc"  # layers of each block that get adapters (peft's names)
+    # The block kind, and the llama kind's flags under Hugging Face's names (Llama, Mistral, Qwen2, Qwen3).
+    arch: str = "gpt2"  # "gpt2": LayerNorm, GELU, learned positions; "llama": RMSNorm, SwiGLU, rotary positions
+    model_type: str = ""  # the Hugging Face model_type it came from and exports as; "": the one its flags imply
+    n_kv_head: int = 0  # key/value heads, fewer than n_head for grouped-query attention; 0: n_head
+    head_dim: int = 0  # width of one head; 0: n_embd // n_head (Qwen3 sets its own)
+    intermediate_size: int = 0  # SwiGLU's hidden width; 0: 8/3 of the width, a multiple of 64
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0  # base of the rotary frequencies
+    rope_scaling: str = ""  # "" or "llama3": Llama 3.1+'s stretched low frequencies, with the four below
+    rope_factor: float = 8.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_max_position_embeddings: int = 8192
+    qk_norm: bool = False  # RMSNorm on every head's queries and keys (Qwen3)
+    attention_bias: bool = False  # biases on q, k, v and o (Llama's flag; `bias` is the MLP's)
+    qkv_bias: bool = False  # biases on q, k and v only (Qwen2)
+    tie_word_embeddings: bool = True  # the output layer is the token embedding (GPT-2 always ties)
+    sliding_window: int = 0  # each token sees at most this many tokens back, itself included (Mistral); 0: all
+    bos_token_id: int = -1  # the tokenizer's special tokens (-1: none); sampling stops at any of eos_token_ids
+    eos_token_ids: str = ""
+    pad_token_id: int = -1
 
     @classmethod
     def from_preset(cls, name: str, vocab_size: int = 256, **overrides) -> ModelConfig:
@@ -291,6 +317,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if m.init:
         p.extend(pretrained_problems(m.init, m.block_size))
     p.extend(_lora_problems(m))
+    p.extend(architecture_problems(m))
     if (d.tokenizer == "model") != bool(m.init):
         p.append(("data.tokenizer", "a pretrained model reads text with its own tokenizer: choose 'model'" if m.init
                   else "'model' is the tokenizer of a pretrained model; choose char, byte or bpe, or a model to "
@@ -372,10 +399,14 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     return p
 
 
-def lora_layers(targets: str) -> list[str]:
-    """The block layers a comma-separated target list names, matched by suffix as peft does ('c_proj': both)."""
+def lora_layers(targets: str, arch: str = "gpt2") -> list[str]:
+    """The block layers a comma-separated target list names, matched by suffix as peft does ('c_proj': both);
+    a llama-kind layer is also picked by the GPT-2 layer it stands for."""
     names = [t.strip() for t in targets.split(",") if t.strip()]
-    return [k for k in BLOCK_LINEARS if any(k == t or k.endswith("." + t) for t in names)]
+    picks = lambda k: any(k == t or k.endswith("." + t) for t in names)  # noqa: E731
+    if arch == "llama":
+        return [k for k, gpt2 in LLAMA_LINEARS.items() if picks(k) or picks(gpt2)]
+    return [k for k in BLOCK_LINEARS if picks(k)]
 
 
 def _lora_problems(m: ModelConfig) -> list[tuple[str, str]]:

@@ -99,13 +99,13 @@ def test_bad_pretrained_inputs_get_field_level_messages(tmp_path, tiny_gpt2, cap
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    llama = tmp_path / "llama"
-    shutil.copytree(tiny_gpt2, llama)
-    cfg = json.loads((llama / "config.json").read_text())
-    (llama / "config.json").write_text(json.dumps({**cfg, "model_type": "llama"}))
+    bert = tmp_path / "bert"
+    shutil.copytree(tiny_gpt2, bert)
+    cfg = json.loads((bert / "config.json").read_text())
+    (bert / "config.json").write_text(json.dumps({**cfg, "model_type": "bert"}))
     cases = [
         (f"model.init='{empty}'", "model.init: ", "has no config.json"),
-        (f"model.init='{llama}'", "model.init: ", "is a 'llama' model; only the GPT-2 family"),
+        (f"model.init='{bert}'", "model.init: ", "is a 'bert' model; only gpt2, llama, mistral, qwen2 and qwen3"),
         (f"model.init='{tmp_path / 'nowhere' / 'x'}'", "model.init: ", "does not exist"),
     ]
     for setting, field, message in cases:
@@ -220,9 +220,9 @@ def test_bad_pretrained_inputs_are_marked_at_their_field_in_the_window(qtbot, ti
         change(out)
         return out
 
-    def as_llama(out):
+    def as_bert(out):
         (out / "config.json").write_text(json.dumps({**json.loads((out / "config.json").read_text()),
-                                                     "model_type": "llama"}))
+                                                     "model_type": "bert"}))
 
     def as_narrower(out):
         (out / "config.json").write_text(json.dumps({**json.loads((out / "config.json").read_text()), "n_embd": 32}))
@@ -250,7 +250,7 @@ def test_bad_pretrained_inputs_are_marked_at_their_field_in_the_window(qtbot, ti
 
     # found as soon as the folder is chosen: Start says why it cannot start
     for value, message in ((tmp_path / "empty", "has no config.json"),
-                           (folder("llama", as_llama), "is a 'llama' model; only the GPT-2 family"),
+                           (folder("bert", as_bert), "is a 'bert' model; only gpt2, llama, mistral, qwen2 and qwen3"),
                            (tmp_path / "nowhere", "does not exist")):
         choose(str(value))
         assert error.isVisible() and message in error.text(), error.text()

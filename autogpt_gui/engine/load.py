@@ -15,7 +15,7 @@ from autogpt_gui.engine.model.gpt import AutoGPTModel
 from autogpt_gui.engine.model.lora import load_base, merged_state
 from autogpt_gui.engine.run.checkpoints import load_checkpoint
 from autogpt_gui.errors import CheckpointError
-from autogpt_gui.estimates import human_bytes, system_memory
+from autogpt_gui.estimates import human_bytes, llama_layer_params, system_memory
 from autogpt_gui.pretrained import is_hub_id
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
@@ -59,7 +59,12 @@ def checked_model_config(state: dict, name: str, memory_limit: int | None = None
     problems = []
     if len(layers) != cfg.n_layer:
         problems.append(f"it claims {cfg.n_layer} layers but holds weights for {len(layers)}")
-    for key, want in (("wte.weight", (cfg.vocab_size, cfg.n_embd)), ("wpe.weight", (cfg.n_positions or cfg.block_size, cfg.n_embd))):
+    sizes = {"wte.weight": (cfg.vocab_size, cfg.n_embd), "wpe.weight": (cfg.n_positions or cfg.block_size, cfg.n_embd)}
+    if cfg.arch == "llama":  # rotary positions: no position table; the layers' claimed size must be stored
+        del sizes["wpe.weight"]
+        if cfg.n_layer * llama_layer_params(cfg) > sum(t.numel() for t in tensors.values()):
+            problems.append("its layers claim more weights than it holds")
+    for key, want in sizes.items():
         got = tuple(tensors[key].shape) if key in tensors else None
         if got != want:
             problems.append(f"{key} is {got} where the shape needs {want}")

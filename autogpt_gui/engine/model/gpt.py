@@ -1,109 +1,55 @@
-"""A GPT-2 style decoder-only transformer, readable top to bottom.
+"""A decoder-only transformer of one of two block kinds, readable top to bottom.
 
-Learned positions, pre-LayerNorm blocks, GELU MLP, tied input/output embeddings,
-GPT-2 initialisation, attention through scaled_dot_product_attention, and a
-key/value cache so generation costs grows linearly with the number of new tokens.
+"gpt2": learned positions, pre-LayerNorm blocks, GELU MLP, tied embeddings (GPT-2). "llama": rotary positions,
+RMSNorm, SwiGLU, grouped-query attention, tied or untied embeddings (Llama, Mistral, Qwen2, Qwen3); the blocks
+are in blocks.py and attention.py. GPT-2 initialisation for both, attention through scaled_dot_product_attention,
+and a key/value cache so generation costs grow linearly with the number of new tokens.
 With `finetune = "lora"` the blocks' targeted layers carry low-rank adapters and only those train.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from autogpt_gui.config import ModelConfig
-from autogpt_gui.engine.model.lora import freeze_base, make_linear
+from autogpt_gui.config import ModelConfig, lora_layers
+from autogpt_gui.engine.model.attention import CausalSelfAttention, KVCache
+from autogpt_gui.engine.model.blocks import MLP, Block, SwiGLU, make_norm
+from autogpt_gui.engine.model.lora import freeze_base
+from autogpt_gui.engine.model.rope import rope_tables
+from autogpt_gui.errors import ConfigError
+from autogpt_gui.estimates import head_size
 
 # The model's shape has one definition, shared with the run configuration and the checkpoint.
 GPTConfig = ModelConfig
-
-
-class KVCache:
-    """Preallocated keys and values for every layer, filled left to right."""
-
-    def __init__(self, cfg: GPTConfig, batch: int, device, dtype):
-        shape = (batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.length = 0
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.c_attn = make_linear(cfg, "attn.c_attn", cfg.n_embd, 3 * cfg.n_embd)
-        self.c_proj = make_linear(cfg, "attn.c_proj", cfg.n_embd, cfg.n_embd)
-        self.c_proj.residual_scale = True  # type: ignore[assignment]  # a marker read by _init_weights
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-        self.dropout = cfg.dropout
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        B, T, C = x.shape
-        # (B, T, 3C) -> three (B, nh, T, hs) tensors
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        if cache is None:
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-            )
-        else:
-            start = cache.length
-            cache.k[layer][:B, :, start : start + T] = k
-            cache.v[layer][:B, :, start : start + T] = v
-            k_all = cache.k[layer][:B, :, : start + T]
-            v_all = cache.v[layer][:B, :, : start + T]
-            # A prompt fills an empty cache causally; one new token may see everything before it.
-            y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=(start == 0 and T > 1))
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.c_fc = make_linear(cfg, "mlp.c_fc", cfg.n_embd, 4 * cfg.n_embd)
-        self.gelu = nn.GELU(approximate="tanh" if cfg.activation == "gelu_tanh" else "none")
-        self.c_proj = make_linear(cfg, "mlp.c_proj", 4 * cfg.n_embd, cfg.n_embd)
-        self.c_proj.residual_scale = True  # type: ignore[assignment]  # a marker read by _init_weights
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
-        return x + self.mlp(self.ln_2(x))
+__all__ = ["AutoGPTModel", "Block", "CausalSelfAttention", "GPTConfig", "KVCache", "MLP", "SwiGLU", "sample_next"]
 
 
 class AutoGPTModel(nn.Module):
-    """GPT-2 architecture. `AutoGPTModel()` is a small model over 256 byte tokens."""
+    """The model, GPT-2's or the llama kind (config.arch). `AutoGPTModel()` is a small GPT-2 over 256 byte tokens."""
 
     def __init__(self, config: GPTConfig | None = None):
         super().__init__()
         cfg = config or GPTConfig(vocab_size=256)
-        if cfg.n_embd % cfg.n_head:
+        if cfg.n_embd % cfg.n_head and not (cfg.arch == "llama" and cfg.head_dim):
             raise ValueError(f"heads ({cfg.n_head}) must divide the width ({cfg.n_embd})")
         if cfg.vocab_size < 1:
             raise ValueError("vocab_size must be set (the tokenizer's vocabulary size)")
+        if cfg.finetune == "lora" and not lora_layers(cfg.lora_targets, cfg.arch):
+            raise ConfigError([("model.lora_targets", f"'{cfg.lora_targets}' names no layer of a {cfg.arch} block")])
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.n_positions or cfg.block_size, cfg.n_embd)
+        if cfg.arch != "llama":  # the llama kind rotates queries and keys instead (rope.py)
+            self.wpe = nn.Embedding(cfg.n_positions or cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps, bias=cfg.bias)
+        self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
+        if cfg.tie_word_embeddings:
+            self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf 2017)
         self.apply(self._init_weights)
         if cfg.finetune == "lora":  # low-rank adapters on a frozen base (engine/model/lora.py)
             freeze_base(self)
@@ -128,10 +74,14 @@ class AutoGPTModel(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        rope = None
+        if self.config.arch == "llama":
+            x = self.drop(self.wte(idx))
+            rope = rope_tables(self.config, start, T, idx.device)
+        else:
+            x = self.drop(self.wte(idx) + self.wpe(torch.arange(start, start + T, device=idx.device)))
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, rope, cache, i)
         x = self.ln_f(x)
         if cache is not None:
             cache.length += T
@@ -144,12 +94,13 @@ class AutoGPTModel(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameters; position embeddings excluded by default, as GPT-2 reports them."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and hasattr(self, "wpe") else n
 
     def flops_per_token(self, training: bool = True) -> float:
         """Matmul FLOPs per token (PaLM appendix B): 6N + 12 L T C for training, a third of it forward only."""
         cfg = self.config
-        flops = 6 * self.num_params() + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
+        attn_width = cfg.n_head * head_size(cfg)
+        flops = 6 * self.num_params() + 12 * cfg.n_layer * cfg.block_size * attn_width
         return float(flops if training else flops / 3)
 
     @torch.no_grad()
@@ -162,24 +113,35 @@ class AutoGPTModel(nn.Module):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         on_token=None,
+        eos: Sequence[int] = (),
+        use_cache: bool = True,
     ) -> torch.Tensor:
         """Continue `idx` (B, T) by max_new_tokens sampled tokens, using a key/value cache.
 
         When the context fills, the cache is rebuilt from the last half context, so the cost per
-        token stays bounded. `on_token(tensor of B ids)` is called for each new token.
+        token stays bounded. `on_token(tensor of B ids)` is called for each new token. Generation ends
+        early once every row has sampled one of `eos` (kept, as transformers keeps it).
         """
+        if not use_cache:
+            return self._generate_uncached(idx, max_new_tokens, temperature, top_k, top_p, generator, on_token, eos)
         was_training = self.training
         self.eval()
         dtype = next(self.parameters()).dtype
-        cache = KVCache(self.config, idx.shape[0], idx.device, dtype)
+        # a model of a long context (Qwen3: 40,960 positions) gets a cache only as long as this generation needs
+        cache = KVCache(self.config, idx.shape[0], idx.device, dtype, idx.shape[1] + max_new_tokens)
         block = self.config.block_size
         out = idx
         logits, _ = self(out[:, -block:], cache=cache)
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
             out = torch.cat((out, next_id), dim=1)
             if on_token is not None:
                 on_token(next_id[:, 0])
+            if eos:
+                done |= _is_eos(next_id[:, 0], eos)
+                if done.all():
+                    break
             if cache.length >= block:
                 cache.length = 0
                 logits, _ = self(out[:, -(block // 2 or 1) :], cache=cache)
@@ -187,6 +149,29 @@ class AutoGPTModel(nn.Module):
                 logits, _ = self(next_id, cache=cache)
         self.train(was_training)
         return out
+
+    def _generate_uncached(self, idx, max_new_tokens, temperature, top_k, top_p, generator, on_token, eos):
+        """generate() recomputing the whole window for every token: the reference the cache must agree with."""
+        was_training = self.training
+        self.eval()
+        out = idx
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            logits, _ = self(out[:, -self.config.block_size :])
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            out = torch.cat((out, next_id), dim=1)
+            if on_token is not None:
+                on_token(next_id[:, 0])
+            if eos:
+                done |= _is_eos(next_id[:, 0], eos)
+                if done.all():
+                    break
+        self.train(was_training)
+        return out
+
+
+def _is_eos(ids: torch.Tensor, eos: Sequence[int]) -> torch.Tensor:
+    return torch.isin(ids, torch.tensor(list(eos), dtype=ids.dtype, device=ids.device))
 
 
 def sample_next(

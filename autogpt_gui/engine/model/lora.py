@@ -38,12 +38,13 @@ class LoRALinear(nn.Linear):
         return self.weight + self.scaling * (self.lora_B @ self.lora_A)
 
 
-def make_linear(cfg, name: str, n_in: int, n_out: int) -> nn.Linear:
-    """The layer `name` of a block: with an adapter when the model fine-tunes with LoRA and targets it
-    (config.lora_layers; the default, every linear layer, is QLoRA's advice)."""
-    if getattr(cfg, "finetune", "full") == "lora" and name in lora_layers(cfg.lora_targets):
-        return LoRALinear(n_in, n_out, cfg.bias, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
-    return nn.Linear(n_in, n_out, bias=cfg.bias)
+def make_linear(cfg, name: str, n_in: int, n_out: int, bias: bool | None = None) -> nn.Linear:
+    """The layer `name` of a block (with biases if `bias`, else if cfg.bias): with an adapter when the model
+    fine-tunes with LoRA and targets it (config.lora_layers; the default, every linear layer, is QLoRA's advice)."""
+    bias = cfg.bias if bias is None else bias
+    if getattr(cfg, "finetune", "full") == "lora" and name in lora_layers(cfg.lora_targets, cfg.arch):
+        return LoRALinear(n_in, n_out, bias, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    return nn.Linear(n_in, n_out, bias=bias)
 
 
 def freeze_base(model: nn.Module) -> None:
