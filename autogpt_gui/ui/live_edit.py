@@ -57,7 +57,7 @@ class LiveEditPanel(QWidget):
         self.note = QLabel("Start a run to change its settings while it trains.")
         self.note.setWordWrap(True)
         self.extend_steps = QSpinBox()
-        self.extend_steps.setRange(1, 10**8)
+        self.extend_steps.setRange(1, int(setting("train.max_steps").spin_range()[1]))  # as many as a run has
         self.extend_steps.setValue(1000)
         self.extend_steps.setToolTip("How many more steps to train.")
         self.extend = QPushButton("Extend run")
