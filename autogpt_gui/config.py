@@ -14,24 +14,17 @@ import tomllib
 
 from autogpt_gui.errors import ConfigError
 from autogpt_gui.pretrained import architecture_problems, pretrained_problems
+from autogpt_gui.settings import PRESETS, SETTINGS, choices_of
 
-# name -> (n_layer, n_head, n_embd, block_size); approximate non-embedding parameters in the comment
-PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "nano": (3, 4, 64, 64),  # 0.15M: a teaching demo that learns in a minute
-    "micro": (4, 4, 128, 64),  # 0.8M: nanoGPT's CPU Shakespeare config
-    "mini": (6, 6, 384, 256),  # 10.7M: nanoGPT's Shakespeare character model
-    "small": (8, 8, 512, 512),  # 25M
-    "gpt2": (12, 12, 768, 1024),  # 85M + embeddings: GPT-2 small
-}
-
-SOURCES = ("python-docs", "shakespeare", "file", "folder", "jsonl", "task:addition", "task:reversal")
-TOKENIZERS = ("char", "byte", "bpe", "model")
-ACTIVATIONS = ("gelu", "gelu_tanh")
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("constant", "linear", "cosine", "wsd")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-FINETUNE = ("full", "lora")
-DIVERGENCE = ("rollback", "stop")
+SOURCES = choices_of("data.source")
+TOKENIZERS = choices_of("data.tokenizer")
+ACTIVATIONS = choices_of("model.activation")
+OPTIMIZERS = choices_of("optim.name")
+SCHEDULES = choices_of("optim.schedule")
+PRECISIONS = choices_of("train.precision")
+FINETUNE = choices_of("model.finetune")
+DIVERGENCE = choices_of("train.on_divergence")
+ON_OOM = choices_of("train.on_oom")
 BLOCK_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's layers, as GPT-2 names them
 LORA_TARGETS: tuple[str, ...] = ("c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj")  # names that pick them
 # The llama kind's layers, each with the GPT-2 layer it stands for: the default targets pick all seven.
@@ -105,7 +98,7 @@ class DataConfig:
 
     source: str = "python-docs"
     path: str = ""
-    tokenizer: str = "char"
+    tokenizer: str = "auto"  # a pretrained model's own with model.init, else char (see tokenizer_kind)
     bpe_vocab_size: int = 1024
     val_fraction: float = 0.1
     text_field: str = "text"
@@ -263,12 +256,17 @@ def apply_preset(model: ModelConfig, name: str, problems: list[tuple[str, str]])
     return replace(model, preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
 
 
+_TYPES = {"int": "int", "float": "float", "sci": "float", "bool": "bool"}  # the rest are text
+
+
 def set_field(section_obj, section: str, key: str, value):
-    """A copy of section_obj with key set to value converted to the field's type."""
+    """A copy of section_obj with key set to value converted to its setting's type (and a choice's spelling)."""
     types = {f.name: f.type for f in fields(section_obj)}
     if key not in types:
         raise ConfigError([(f"{section}.{key}", f"unknown setting; {section} has {', '.join(types)}")])
-    kind = types[key]
+    desc = SETTINGS.get(f"{section}.{key}")
+    kind = _TYPES.get(desc.kind, "str") if desc else str(types[key])
+    offered = desc.values() if desc else ()
     try:
         if kind == "bool":
             if isinstance(value, str):
@@ -286,9 +284,40 @@ def set_field(section_obj, section: str, key: str, value):
             value = ",".join(str(v) for v in value)
         else:
             value = str(value)
+            # a choice spelled in other letters (--set train.precision=BF16) is that choice
+            value = next((c for c in offered if c.lower() == value.lower()), value)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError([(f"{section}.{key}", f"'{value}' is not a valid {kind}")]) from None
     return replace(section_obj, **{key: value})
+
+
+def tokenizer_kind(choice: str, pretrained: bool) -> str:
+    """The tokenizer a run reads text with: 'auto' is the pretrained model's own ('model'), else 'char'."""
+    if choice == "auto":
+        return "model" if pretrained else "char"
+    return choice
+
+
+def _bounds(p: list[tuple[str, str]], cfg: RunConfig, *keys: str) -> None:
+    """Add validate()'s message for each setting whose value is outside its described bounds."""
+    for key in keys:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not SETTINGS[key].accepts(value):
+            p.append((key, SETTINGS[key].refused(value)))
+
+
+def _choice(p: list[tuple[str, str]], cfg: RunConfig, key: str, what: str, listed: bool = True) -> None:
+    """Add validate()'s message when a choice setting holds a value it does not offer."""
+    section, name = key.split(".")
+    value, offered = getattr(getattr(cfg, section), name), choices_of(key)
+    if value not in offered:
+        p.append((key, f"unknown {what} '{value}'; choose {_one_of(offered, listed)}"))
+
+
+def _one_of(values: tuple[str, ...], listed: bool = True) -> str:
+    """'one of a, b, c' (listed) or 'a, b or c'."""
+    return f"one of {', '.join(values)}" if listed else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 def validate(cfg: RunConfig) -> list[tuple[str, str]]:
@@ -297,34 +326,27 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
 
     if m.preset not in PRESETS and m.preset != "custom":
         p.append(("model.preset", f"unknown preset '{m.preset}'; choose one of {', '.join(PRESETS)} or custom"))
-    for name, low in (("n_layer", 1), ("n_head", 1), ("n_embd", 8), ("block_size", 2)):
-        if getattr(m, name) < low:
-            p.append((f"model.{name}", f"must be at least {low}"))
+    _bounds(p, cfg, "model.n_layer", "model.n_head", "model.n_embd", "model.block_size")
     if m.n_head >= 1 and m.n_embd >= 1 and m.n_embd % m.n_head:
         ok = [h for h in (1, 2, 4, 6, 8, 12, 16) if m.n_embd % h == 0 and h <= m.n_embd]
         p.append(("model.n_head", f"heads ({m.n_head}) must divide the width ({m.n_embd}): try {' or '.join(map(str, ok[-3:]))} heads"))
-    if not (0.0 <= m.dropout < 1.0):
-        p.append(("model.dropout", "must be at least 0 and below 1 (0.0-0.2 is usual)"))
-    if m.vocab_size < 0:
-        p.append(("model.vocab_size", "must be 0 (from the tokenizer) or a positive count"))
-    if m.activation not in ACTIVATIONS:
-        p.append(("model.activation", f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}"))
-    if not (math.isfinite(m.ln_eps) and 0 < m.ln_eps < 1):
-        p.append(("model.ln_eps", "must be a small positive number (1e-5 is usual)"))
+    _bounds(p, cfg, "model.dropout", "model.vocab_size")
+    _choice(p, cfg, "model.activation", "activation")
+    _bounds(p, cfg, "model.ln_eps")
     if m.n_positions and m.n_positions < m.block_size:
         p.append(("model.block_size", f"context ({m.block_size}) must not exceed the model's positions "
                                       f"({m.n_positions}); try {m.n_positions} or less"))
     if m.init:
         p.extend(pretrained_problems(m.init, m.block_size))
-    p.extend(_lora_problems(m))
+    p.extend(_lora_problems(cfg))
     p.extend(architecture_problems(m))
-    if (d.tokenizer == "model") != bool(m.init):
-        p.append(("data.tokenizer", "a pretrained model reads text with its own tokenizer: choose 'model'" if m.init
-                  else "'model' is the tokenizer of a pretrained model; choose char, byte or bpe, or a model to "
-                       "start from"))
+    if m.init and d.tokenizer not in ("auto", "model"):
+        p.append(("data.tokenizer", "a pretrained model reads text with its own tokenizer: choose 'auto' or 'model'"))
+    elif not m.init and d.tokenizer == "model":
+        p.append(("data.tokenizer", "'model' is the tokenizer of a pretrained model; choose auto, char, byte or "
+                                    "bpe, or a model to start from"))
 
-    if d.source not in SOURCES:
-        p.append(("data.source", f"unknown source '{d.source}'; choose one of {', '.join(SOURCES)}"))
+    _choice(p, cfg, "data.source", "source")
     if d.source in ("file", "folder", "jsonl"):
         path = Path(d.path).expanduser()
         if not d.path:
@@ -335,67 +357,38 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
             p.append(("data.path", f"{d.path} is a file; choose a folder or use source 'file'"))
         elif d.source in ("file", "jsonl") and path.is_dir():
             p.append(("data.path", f"{d.path} is a folder; choose a file or use source 'folder'"))
-    if d.tokenizer not in TOKENIZERS:
-        p.append(("data.tokenizer", f"unknown tokenizer '{d.tokenizer}'; choose one of {', '.join(TOKENIZERS)}"))
-    if d.tokenizer == "bpe" and not (260 <= d.bpe_vocab_size <= 65536):
-        p.append(("data.bpe_vocab_size", "must be between 260 and 65536 (1000-8000 suits small models)"))
-    if not (0.0 < d.val_fraction <= 0.5):
-        p.append(("data.val_fraction", "must be above 0 and at most 0.5 (0.1 is usual)"))
-    if d.source.startswith("task:") and not (1 <= d.task_digits <= 6):
-        p.append(("data.task_digits", "must be between 1 and 6"))
+    _choice(p, cfg, "data.tokenizer", "tokenizer")
+    if d.tokenizer == "bpe":
+        _bounds(p, cfg, "data.bpe_vocab_size")
+    _bounds(p, cfg, "data.val_fraction")
+    if d.source.startswith("task:"):
+        _bounds(p, cfg, "data.task_digits")
 
-    if o.name not in OPTIMIZERS:
-        p.append(("optim.name", f"unknown optimizer '{o.name}'; choose one of {', '.join(OPTIMIZERS)}"))
-    if not math.isfinite(o.lr) or o.lr <= 0:
-        p.append(("optim.lr", f"learning rate must be a positive number, not {o.lr} (1e-3 is a good start)"))
-    elif o.lr > 10:  # beyond any useful rate, and 1e308 overflows the optimizer's float arithmetic
-        p.append(("optim.lr", f"learning rate {o.lr:g} is far too large: at most 10 (1e-3 is a good start)"))
-    if not math.isfinite(o.min_lr) or o.min_lr < 0:
-        p.append(("optim.min_lr", f"must be zero or positive, not {o.min_lr}"))
-    elif math.isfinite(o.lr) and o.min_lr > o.lr:
+    _choice(p, cfg, "optim.name", "optimizer")
+    _bounds(p, cfg, "optim.lr", "optim.min_lr")
+    if SETTINGS["optim.min_lr"].accepts(o.min_lr) and math.isfinite(o.lr) and o.min_lr > o.lr:
         p.append(("optim.min_lr", f"({o.min_lr}) must not exceed the learning rate ({o.lr}); try lr/10"))
-    for name in ("beta1", "beta2"):
-        if not (0.0 <= getattr(o, name) < 1.0):
-            p.append((f"optim.{name}", "must be at least 0 and below 1 (0.9 / 0.99 are usual)"))
-    if not math.isfinite(o.weight_decay) or o.weight_decay < 0:
-        p.append(("optim.weight_decay", "must be zero or positive (0.1 is usual)"))
-    if o.schedule not in SCHEDULES:
-        p.append(("optim.schedule", f"unknown schedule '{o.schedule}'; choose one of {', '.join(SCHEDULES)}"))
-    if o.warmup_steps < 0:
-        p.append(("optim.warmup_steps", "must be zero or positive"))
-    elif t.epochs == 0 and t.max_steps >= 1 and o.warmup_steps >= t.max_steps:
+    _bounds(p, cfg, "optim.beta1", "optim.beta2", "optim.weight_decay")
+    _choice(p, cfg, "optim.schedule", "schedule")
+    _bounds(p, cfg, "optim.warmup_steps")
+    if SETTINGS["optim.warmup_steps"].accepts(o.warmup_steps) and t.epochs == 0 and t.max_steps >= 1 and \
+            o.warmup_steps >= t.max_steps:
         p.append(("optim.warmup_steps", f"({o.warmup_steps}) must be below max steps ({t.max_steps}); try {max(0, t.max_steps // 10)}"))
-    if not (0.0 < o.decay_fraction <= 1.0):
-        p.append(("optim.decay_fraction", "must be above 0 and at most 1 (0.2 is usual)"))
-    if not math.isfinite(o.grad_clip) or o.grad_clip < 0:
-        p.append(("optim.grad_clip", "must be zero (off) or positive (1.0 is usual)"))
+    _bounds(p, cfg, "optim.decay_fraction", "optim.grad_clip")
 
-    for name in ("batch_size", "grad_accum", "eval_interval", "eval_batches", "keep_last", "log_interval"):
-        if getattr(t, name) < 1:
-            p.append((f"train.{name}", "must be at least 1"))
+    _bounds(p, cfg, "train.batch_size", "train.grad_accum", "train.eval_interval", "train.eval_batches",
+            "train.keep_last", "train.log_interval")
     if t.max_steps < 1 and t.epochs < 1:
         p.append(("train.max_steps", "set max steps or epochs to at least 1"))
-    if t.epochs < 0:
-        p.append(("train.epochs", "must be zero (use max steps) or positive"))
-    if t.checkpoint_interval < 0:
-        p.append(("train.checkpoint_interval", "must be zero (only best and last) or positive"))
-    if t.precision not in PRECISIONS:
-        p.append(("train.precision", f"unknown precision '{t.precision}'; choose one of {', '.join(PRECISIONS)}"))
+    _bounds(p, cfg, "train.epochs", "train.checkpoint_interval")
+    _choice(p, cfg, "train.precision", "precision")
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda", "mps", "cuda:all") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         p.append(("train.device", f"unknown device '{dev}'; use auto, cpu, cuda, cuda:N, cuda:all or mps"))
-    if t.sample_tokens < 0:
-        p.append(("train.sample_tokens", "must be zero (no samples) or positive"))
-    if t.early_stop_patience < 0:
-        p.append(("train.early_stop_patience", "must be zero (off) or a number of evaluations (3-10 is usual)"))
-    if not math.isfinite(t.early_stop_min_delta) or t.early_stop_min_delta < 0:
-        p.append(("train.early_stop_min_delta", "must be zero or a small positive loss difference"))
-    if t.on_divergence not in DIVERGENCE:
-        p.append(("train.on_divergence", f"unknown choice '{t.on_divergence}'; choose rollback or stop"))
-    if t.on_oom not in ("halve", "ask", "stop"):
-        p.append(("train.on_oom", f"unknown choice '{t.on_oom}'; choose halve, ask or stop"))
-    if not math.isfinite(t.spike_factor) or (t.spike_factor != 0 and t.spike_factor <= 1):
-        p.append(("train.spike_factor", "must be 0 (only NaN or infinite losses) or above 1 (3 is usual)"))
+    _bounds(p, cfg, "train.sample_tokens", "train.early_stop_patience", "train.early_stop_min_delta")
+    _choice(p, cfg, "train.on_divergence", "choice", listed=False)
+    _choice(p, cfg, "train.on_oom", "choice", listed=False)
+    _bounds(p, cfg, "train.spike_factor")
     return p
 
 
@@ -409,20 +402,18 @@ def lora_layers(targets: str, arch: str = "gpt2") -> list[str]:
     return [k for k in BLOCK_LINEARS if picks(k)]
 
 
-def _lora_problems(m: ModelConfig) -> list[tuple[str, str]]:
+def _lora_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    m = cfg.model
     if m.finetune not in FINETUNE:
-        return [("model.finetune", f"unknown mode '{m.finetune}'; choose full or lora")]
+        return [("model.finetune", f"unknown mode '{m.finetune}'; choose {_one_of(FINETUNE, listed=False)}")]
     if m.finetune == "full":
         return []
-    p = []
+    p: list[tuple[str, str]] = []
     if not m.init:
         p.append(("model.finetune", "LoRA adapts a pretrained model: choose one to start from, or full training"))
-    if not (1 <= m.lora_rank <= max(1, m.n_embd)):
+    if not (SETTINGS["model.lora_rank"].accepts(m.lora_rank) and m.lora_rank <= max(1, m.n_embd)):
         p.append(("model.lora_rank", f"must be between 1 and the width ({m.n_embd}); 8 or 16 is usual"))
-    if not (math.isfinite(m.lora_alpha) and m.lora_alpha > 0):
-        p.append(("model.lora_alpha", "must be a positive number (twice the rank is usual)"))
-    if not (0.0 <= m.lora_dropout < 1.0):
-        p.append(("model.lora_dropout", "must be at least 0 and below 1 (0.0-0.1 is usual)"))
+    _bounds(p, cfg, "model.lora_alpha", "model.lora_dropout")
     names = [t.strip() for t in m.lora_targets.split(",") if t.strip()]
     wrong = [t for t in names if t not in LORA_TARGETS]
     if not names or wrong:

@@ -12,13 +12,14 @@ import re
 from pathlib import Path
 
 from autogpt_gui.errors import ConfigError
+from autogpt_gui.settings import choices_of
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # gpt2, distilgpt2, openai-community/gpt2-medium
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu": "gelu"}
 LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
 MODEL_TYPES = ("gpt2", *LLAMA_FAMILY)
-ARCHS = ("gpt2", "llama")
+ARCHS = choices_of("model.arch")
 ROPE_SCALINGS = ("", "llama3")
 
 

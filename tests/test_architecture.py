@@ -78,3 +78,109 @@ def test_the_engine_is_laid_out_by_stage():
     assert {p.name for p in engine.iterdir() if (p / "__init__.py").is_file()} == {"data", "model", "train", "run"}
     loose = {p.stem for p in engine.glob("*.py")} - {"__init__"}
     assert loose == {"session", "load", "export", "lr_finder", "files"}
+
+
+# ---- each setting described once (autogpt_gui/settings.py) -------------------------------------
+# (file, setting) pairs that may say the same words for another reason, or that wait for their owner
+ELSEWHERE = {
+    ("ui/charts.py", "optim.lr"): "the title of the chart of the learning rate",
+    ("ui/window_tools.py", "train.on_oom"): "the title of the out-of-memory question",
+    ("engine/train/precision.py", "train.device"): "to derive from the description (engine/train's owner)",
+    ("engine/train/schedules.py", "optim.schedule"): "to derive from the description (engine/train's owner)",
+}
+
+
+def _described_once_offenders(package: Path) -> list[str]:
+    """Where a setting's label, a choice's text or a setting's list of choices is written again."""
+    import ast
+
+    from autogpt_gui.settings import SETTINGS
+
+    texts = {s.label: s.key for s in SETTINGS.values()}
+    texts.update({text: s.key for s in SETTINGS.values() for value, text in s.choices if text != value})
+    choice_sets = {frozenset(s.values()): s.key for s in SETTINGS.values() if len(s.choices) >= 2}
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = str(path.relative_to(package))
+            where = f"{name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in texts:
+                if (name, texts[node.value]) not in ELSEWHERE:
+                    offenders.append(f"{where} writes {texts[node.value]}'s text {node.value!r}")
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) >= 2:
+                firsts = [e.elts[0] if isinstance(e, ast.Tuple) and e.elts else e for e in node.elts]
+                if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in firsts):
+                    found = frozenset(e.value for e in firsts)  # type: ignore[attr-defined]
+                    if found in choice_sets and (name, choice_sets[found]) not in ELSEWHERE:
+                        offenders.append(f"{where} lists the choices of {choice_sets[found]}")
+    return offenders
+
+
+def test_each_setting_label_and_list_of_choices_is_written_once():
+    """A label, a choice's text or a list of choices lives in its setting's description, nowhere else."""
+    assert _described_once_offenders(ROOT / "autogpt_gui") == []
+
+
+def _bound_literal_offenders(package: Path) -> list[str]:
+    """Numbers written where bounds should come from the descriptions: in a widget's range calls of the
+    modules that draw settings, and compared with a value in config.py's checks (0 and 1 are no bound)."""
+    import ast
+
+    from autogpt_gui.settings import SETTINGS
+
+    def numbers(node: ast.AST) -> list[float]:
+        arithmetic = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop)
+        # 10**8 and -1 count as the numbers they are
+        if isinstance(node, ast.expr) and all(isinstance(n, arithmetic) for n in ast.walk(node)):
+            value = eval(compile(ast.Expression(node), "<bound>", "eval"), {"__builtins__": {}})
+            return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+        return [n for child in ast.iter_child_nodes(node) for n in numbers(child)]
+
+    bounds = {b for s in SETTINGS.values() for b in (s.low, s.high, *(s.offer or ())) if b is not None}
+    offenders = []
+    for path in sorted((package / "ui").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "autogpt_gui.settings" not in text and "setting_editors" not in text:
+            continue  # draws no setting
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("setRange", "setMinimum", "setMaximum", "setSingleStep"):
+                found = [n for arg in node.args for n in numbers(arg) if n not in (0, 1)]
+                if found:
+                    offenders.append(f"ui/{path.name}:{node.lineno} {node.func.attr}{tuple(found)}")
+    tree = ast.parse((package / "config.py").read_text(encoding="utf-8"))
+    checks = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in ("validate", "_lora_problems")]
+    for check in checks:
+        for node in ast.walk(check):
+            if isinstance(node, ast.Compare):
+                found = [n for part in (node.left, *node.comparators) for n in numbers(part)
+                         if n not in (0, 1) and n in bounds]
+                if found:
+                    offenders.append(f"config.py:{node.lineno} {check.name} compares with {found}")
+    return offenders
+
+
+def test_bounds_derive_from_the_descriptions():
+    """The form's ranges and validate()'s limits are read from the descriptions, never written again."""
+    assert _bound_literal_offenders(ROOT / "autogpt_gui") == []
+
+
+@pytest.mark.parametrize("file, old, new, caught", [
+    ("ui/data_panel.py", "annotations\n", 'annotations\nLABEL = "Learning rate"\n', "writes optim.lr's text"),
+    ("ui/samples_panel.py", "annotations\n", 'annotations\nNAMES = ("adamw", "adam", "sgd")\n',
+     "lists the choices of optim.name"),
+    ("ui/live_edit.py", "make_editor(desc)\n", "make_editor(desc)\n            w.setRange(0, 96)\n", "setRange(96,)"),
+    ("config.py", "    _choice(p, cfg, \"optim.name\"", "    if o.lr > 10:\n        pass\n    _choice(p, cfg, \"optim.name\"",
+     "validate compares with [10]"),
+])
+def test_the_described_once_checks_catch_a_planted_duplicate(tmp_path, file, old, new, caught):
+    """Each check finds a label, a list of choices or a bound written a second time."""
+    package = tmp_path / "autogpt_gui"
+    shutil.copytree(ROOT / "autogpt_gui", package, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (package / file).read_text(encoding="utf-8")
+    assert old in text
+    (package / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+    found = _described_once_offenders(package) + _bound_literal_offenders(package)
+    assert any(caught in o for o in found), found

@@ -9,33 +9,18 @@ from __future__ import annotations
 import copy
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from autogpt_gui.config import RunConfig
-from autogpt_gui.engine.train.edits import EDITABLE, checked
+from autogpt_gui.engine.train.edits import checked
 from autogpt_gui.errors import ConfigError
+from autogpt_gui.settings import Setting, live_keys, setting
+from autogpt_gui.ui.setting_editors import make_editor, read_editor, write_editor
 
-FIELDS = {  # key -> (label, tooltip)
-    "optim.lr": ("Learning rate", "The schedule's peak: the curve keeps its shape around the new value."),
-    "optim.min_lr": ("Min learning rate", "Where the schedule decays to."),
-    "optim.grad_clip": ("Gradient clip", "Caps the gradient norm; 0 turns it off."),
-    "optim.weight_decay": ("Weight decay", "Pull of the weight matrices toward zero."),
-    "train.eval_interval": ("Evaluate every", "Steps between validation measurements."),
-    "train.checkpoint_interval": ("Checkpoint every", "Steps between periodic checkpoints; 0: best and last only."),
-    "train.sample_prompt": ("Sample prompt", "Text the samples at each evaluation start from."),
-    "train.sample_tokens": ("Sample length", "Tokens in each sample (0: none)."),
-}
-assert set(FIELDS) == set(EDITABLE)
+
+def live_tip(desc: Setting) -> str:
+    """The Steer tab's tooltip: what the setting does, what a live change does, and when it applies."""
+    return " ".join(filter(None, (desc.tip, desc.live_note, f"A change applies at the {desc.applies}.")))
 
 
 class LiveEditPanel(QWidget):
@@ -50,18 +35,10 @@ class LiveEditPanel(QWidget):
         self.editors: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
         form = QFormLayout()
-        for key, (label, tip) in FIELDS.items():
-            if key in ("train.eval_interval", "train.checkpoint_interval", "train.sample_tokens"):
-                w: QWidget = QSpinBox()
-                w.setRange(0 if key != "train.eval_interval" else 1, 10**8)
-            elif key in ("optim.grad_clip", "optim.weight_decay"):
-                w = QDoubleSpinBox()
-                w.setRange(0.0, 100.0)
-                w.setDecimals(3)
-                w.setSingleStep(0.05)
-            else:
-                w = QLineEdit()
-            w.setToolTip(tip)
+        for key in live_keys():
+            desc = setting(key)
+            w = make_editor(desc)
+            w.setToolTip(live_tip(desc))
             error = QLabel("")
             error.setObjectName("fieldError")
             error.setStyleSheet("color: #c0392b")
@@ -71,7 +48,7 @@ class LiveEditPanel(QWidget):
             box.setSpacing(0)
             box.addWidget(w)
             box.addWidget(error)
-            form.addRow(label, box)
+            form.addRow(desc.label, box)
             self.editors[key], self.errors[key] = w, error
         self.apply = QPushButton("Apply at the next step")
         self.apply.setToolTip("Send the changed settings to the run; they take effect between two steps, are "
@@ -80,7 +57,7 @@ class LiveEditPanel(QWidget):
         self.note = QLabel("Start a run to change its settings while it trains.")
         self.note.setWordWrap(True)
         self.extend_steps = QSpinBox()
-        self.extend_steps.setRange(1, 10**8)
+        self.extend_steps.setRange(1, int(setting("train.max_steps").spin_range()[1]))  # as many as a run has
         self.extend_steps.setValue(1000)
         self.extend_steps.setToolTip("How many more steps to train.")
         self.extend = QPushButton("Extend run")
@@ -112,11 +89,7 @@ class LiveEditPanel(QWidget):
         self.cfg = copy.deepcopy(cfg)
         for key, w in self.editors.items():
             section, name = key.split(".")
-            value = getattr(getattr(self.cfg, section), name)
-            if isinstance(w, QLineEdit):
-                w.setText(f"{value:g}" if isinstance(value, float) else str(value))
-            else:
-                w.setValue(value)  # type: ignore[attr-defined]
+            write_editor(w, getattr(getattr(self.cfg, section), name))
         self._show([])
 
     def set_live(self, live: bool, note: str = "") -> None:
@@ -133,7 +106,7 @@ class LiveEditPanel(QWidget):
         for key, w in self.editors.items():
             section, name = key.split(".")
             now = getattr(getattr(self.cfg, section), name)
-            value = w.text().strip() if isinstance(w, QLineEdit) else w.value()  # type: ignore[attr-defined]
+            value = read_editor(w)
             if isinstance(w, QLineEdit) and isinstance(now, float):
                 try:
                     value = float(value)

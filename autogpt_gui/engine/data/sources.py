@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autogpt_gui.config import tokenizer_kind
 from autogpt_gui.engine.data.tasks import TaskExamples, make_task
 from autogpt_gui.engine.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from autogpt_gui.errors import Cancelled, DataError
@@ -283,6 +284,7 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
 
     `tokenizer`: a ready one (a pretrained model's own); otherwise data_cfg.tokenizer is trained on the text.
     """
+    kind = tokenizer_kind(data_cfg.tokenizer, pretrained=tokenizer is not None)
     hasher, n_chars, size = hashlib.sha256(), 0, max(1, source.size())
     done, has_text = 0, False
     for chunk in source.text_chunks():
@@ -296,8 +298,8 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
             raise Cancelled("tokenizing cancelled")
     if not has_text:
         raise DataError(f"{source.label or 'the source'} is empty; choose a file with text in it", "data.path")
-    key_parts = [hasher.hexdigest(), data_cfg.tokenizer, str(data_cfg.val_fraction)]
-    if data_cfg.tokenizer == "bpe":
+    key_parts = [hasher.hexdigest(), kind, str(data_cfg.val_fraction)]
+    if kind == "bpe":
         key_parts.append(str(data_cfg.bpe_vocab_size))
     if tokenizer is not None:
         key_parts.append(hashlib.sha256(tokenizer.to_json().encode()).hexdigest())
@@ -311,7 +313,7 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
 
     if tokenizer is None:
         progress("training tokenizer", 0.0)
-        tokenizer = train_tokenizer(data_cfg.tokenizer, source.text_chunks, data_cfg.bpe_vocab_size)
+        tokenizer = train_tokenizer(kind, source.text_chunks, data_cfg.bpe_vocab_size)
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
     val_chars = source.val_chars() if isinstance(source, TaskSource) else int(n_chars * data_cfg.val_fraction)
     cut = n_chars - val_chars
