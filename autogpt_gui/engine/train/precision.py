@@ -1,4 +1,4 @@
-"""Device selection and the 'auto' precision choice, timed on the machine at hand."""
+"""Device selection, the 'auto' precision choice (timed on the machine at hand), and what counts as out of memory."""
 from __future__ import annotations
 
 import copy
@@ -30,6 +30,14 @@ def pick_device(name: str | None = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise TrainingError("MPS (Apple GPU) is not available here; choose auto or cpu", "train.device")
     return dev
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU's and MPS's allocation failures (RuntimeErrors that say so)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
 
 
 def device_memory(device: torch.device) -> tuple[int | None, str]:
