@@ -1,8 +1,8 @@
 """One optimizer step of the Trainer: its micro-batches (forward, backward), then the checks and the update.
 
-Part of the training loop itself (with trainer.py and requests.py): these functions keep the Trainer's
-private step state (`_micro`, `_micro_losses`); add-ons reach it only through the Trainer's public
-methods (engine/train/addons.py).
+Part of the training loop itself (with trainer.py, requests.py and addons.py): these functions keep the
+Trainer's private step state (`_micro`, `_micro_losses`); add-ons reach it only through the public
+methods of engine/train/addons.py (redo_step, before_update, on_step_error).
 """
 from __future__ import annotations
 

@@ -3,10 +3,12 @@
 Listeners (the terminal progress bar, the metrics file, the Qt worker) subscribe with
 `trainer.on(event, fn)`; the loop never knows who listens. Requests from other threads
 (pause, resume, stop, save, evaluate, sample, call) are honoured between steps.
+
+The loop's own modules: this one (epochs, evaluation, checkpoints), steps.py (one step's micro-batches
+and update), requests.py (the run's state machine) and addons.py (AddonHost: what add-ons may use).
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -32,7 +34,6 @@ from autogpt_gui.engine.train.requests import RunRequests
 from autogpt_gui.engine.train.schedules import Schedule
 from autogpt_gui.errors import TrainingError
 
-log = logging.getLogger("autogpt_gui")
 EVENTS = ("step", "eval", "checkpoint", "sample", "log", "state", "finished", "marker")
 __all__ = ["Trainer", "StepMetrics", "EvalMetrics", "CheckpointSaved", "SampleText", "Finished", "RunState"]
 
@@ -159,7 +160,7 @@ class Trainer(AddonHost):
         planned = self.plan(num_epochs)
         target_epoch = (self.epoch + num_epochs) if num_epochs is not None else planned.epochs
         self.prepare()
-        self._emit("log", f"training on {self.device} with {self.precision} ({self.precision_reason})")
+        self.log(f"training on {self.device} with {self.precision} ({self.precision_reason})")
         self._t0 = time.perf_counter() - self.elapsed
         run = self._requests
         run.loop_thread = threading.current_thread()
@@ -170,8 +171,7 @@ class Trainer(AddonHost):
                 if target_epoch is not None and not run.stopping:
                     if self.last_eval_step != self.step:
                         self._run_eval()
-                    self._emit("log", f"epoch {self.epoch}: train loss {mean:.4f}, "
-                                      f"validation loss {self.last_val_loss:.4f}")
+                    self.log(f"epoch {self.epoch}: train loss {mean:.4f}, validation loss {self.last_val_loss:.4f}")
             ending = run.ending
             if ending is not None:
                 if ending == "stopped":
