@@ -13,6 +13,8 @@ from autogpt_gui.errors import AutoGPTError, ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autogpt_gui.engine.train.requests import FROM_OUTSIDE
+
     p = argparse.ArgumentParser(prog="autogpt-gui", description=__doc__)
     p.add_argument("--version", action="version", version=f"autogpt-gui {__version__}")
     p.add_argument("--selftest", action="store_true", help="train, save, reload and sample headless; exit 0 if all work")
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("control", help="ask a run training in another process (or window) for something")
     c.add_argument("run", help="the run folder")
-    c.add_argument("request", choices=("pause", "resume", "stop", "save", "evaluate", "sample", "edit"))
+    c.add_argument("request", choices=FROM_OUTSIDE)
     c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="with edit: a setting to change live, e.g. --set optim.lr=5e-4 (repeatable)")
 

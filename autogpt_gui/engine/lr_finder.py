@@ -41,6 +41,7 @@ def find_lr(cfg: RunConfig, start: float = 1e-6, end: float = 1.0, steps: int = 
             cancelled: Callable[[], bool] | None = None) -> LRSweep:
     """Sweep the learning rate for cfg's model and data; progress(i, lr, loss) after each step."""
     from autogpt_gui.engine.session import build_session
+    from autogpt_gui.engine.train import rates
     from autogpt_gui.engine.train.precision import autocast_for
 
     session = build_session(cfg)  # no run folder: its own model and optimizer, from the configuration
@@ -52,8 +53,7 @@ def find_lr(cfg: RunConfig, start: float = 1e-6, end: float = 1.0, steps: int = 
     batches = iter(trainer.train_loader)
     for i in range(steps):
         lr = start * (end / start) ** (i / max(1, steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        rates.apply_factor(optimizer, lr / cfg.optim.lr)  # every group in proportion to its base rate
         total = 0.0
         for _ in range(cfg.train.grad_accum):
             try:

@@ -208,7 +208,8 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     if r.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        trainer._forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        trainer.forward_through(ddp)
         trainer.add("ranks", distributed.Coordinator(r))
     if run is not None:
         trainer.add("control", ControlFile(run.path))

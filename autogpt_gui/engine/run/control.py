@@ -17,6 +17,7 @@ from pathlib import Path
 
 from autogpt_gui.engine.files import pid_alive
 from autogpt_gui.engine.train.events import ENDED
+from autogpt_gui.engine.train.requests import FROM_OUTSIDE
 from autogpt_gui.errors import AutoGPTError
 
 
@@ -85,7 +86,7 @@ def _alive(holder: dict) -> bool:
 
 # ---- the control file: requests from outside the training process ------------------------------------
 CONTROL_FILE = "control.jsonl"
-KINDS = ("pause", "resume", "stop", "save", "evaluate", "sample", "edit")
+KINDS = FROM_OUTSIDE  # what another process may ask; "call" (code) and "finish" come only from inside
 POLL_SECONDS = 0.25
 
 

@@ -110,43 +110,37 @@ class Coordinator:
         trainer.ranks = self
         trainer.world = self.r.world
         self.seen = 0  # the version of rank 0's live edits this rank has applied
-        self._request = trainer.request
         if self.r.main:  # an evaluation is a collective: rank 0 alone must not start one
-            trainer.request = self._request_on_rank0
+            trainer.hold_requests("evaluate", self._evaluate_asked)
 
-    def _request_on_rank0(self, kind: str, payload=None) -> None:
-        if kind == "evaluate":
-            self.eval_asked += 1
-        else:
-            self._request(kind, payload)
+    def _evaluate_asked(self, _payload=None) -> None:
+        self.eval_asked += 1
 
     def reduce(self, trainer, loss: float) -> float:
         """Called by every rank before each update: the mean loss, rank 0's stop, rank 0's live edits."""
         edits = trainer.extensions.get("edits")
         stop, asked = 0.0, self.eval_asked
-        if self.r.main and trainer._stop.is_set():
-            stop = 2.0 if trainer._end_status == "finished" else 1.0
+        if self.r.main and trainer.ending is not None:
+            stop = 2.0 if trainer.ending == "finished" else 1.0
         total = torch.tensor([loss], dtype=torch.float64)
         decided = torch.tensor([stop, float(edits.version if edits is not None and self.r.main else 0),
                                 float(asked > self.eval_sent)], dtype=torch.float64)
         dist.all_reduce(total)
         dist.all_reduce(decided, op=dist.ReduceOp.MAX)
         if decided[0].item() > 0:
-            if not trainer._stop.is_set():
+            if trainer.ending is None:
                 trainer.request("finish" if decided[0].item() == 2 else "stop", "stopped on rank 0")
             trainer.agreed_stop = True  # every rank ends after this step
         if decided[2].item() > 0:  # handled with the step's other requests, on every rank
             self.eval_sent = asked
-            self._request("evaluate")
+            trainer.pass_on("evaluate")
         if edits is not None and decided[1].item() > self.seen:  # rank 0 was edited: the others follow now
             changed = [edits.changed if self.r.main else None]
             dist.broadcast_object_list(changed, src=0)
             self.seen = int(decided[1].item())
             if not self.r.main:
                 edits.apply(trainer, changed[0], announce=False)
-                lr = trainer.schedule(trainer.step) * trainer.lr_scale if trainer.schedule is not None else None
-                for group in trainer.optimizer.param_groups:  # this step's update already uses the new rate
-                    group["lr"] = lr if lr is not None else group["lr"]
+                trainer.refresh_lr()  # this step's update already uses the new rate
         return total.item() / self.r.world
 
     def reduce_eval(self, total: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:

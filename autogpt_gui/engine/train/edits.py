@@ -7,14 +7,17 @@ in every later checkpoint, so a run resumed from one continues with the edited v
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from autogpt_gui.config import RunConfig, set_field
+from autogpt_gui.engine.train import rates
 from autogpt_gui.engine.train.schedules import LRSchedule, extended
 from autogpt_gui.errors import ConfigError
+from autogpt_gui.settings import live_keys
 
-EDITABLE = ("optim.lr", "optim.min_lr", "optim.grad_clip", "optim.weight_decay", "train.eval_interval",
-            "train.checkpoint_interval", "train.sample_prompt", "train.sample_tokens")
+EDITABLE = live_keys()  # the settings whose description says they can change while a run trains
 
 
 def checked(cfg: RunConfig, changes: dict) -> tuple[RunConfig, dict]:
@@ -54,11 +57,11 @@ class LiveEdits:
         try:
             self.cfg, values = checked(self.cfg, changes)
         except ConfigError as err:
-            trainer._emit("log", f"edit refused: {err}")
+            trainer.log(f"edit refused: {err}")
             return
-        before = {k: self._current(trainer, k) for k in values}
+        before = {k: LIVE[k].read(trainer) for k in values}
         for key, value in values.items():
-            self._set(trainer, key, value)
+            LIVE[key].apply(trainer, value)
         self.changed.update(values)
         self.version += 1
         if announce:
@@ -74,9 +77,10 @@ class LiveEdits:
         start, total = trainer.step, trainer.step + steps
         self.cfg.train.max_steps, self.cfg.train.epochs = total, 0
         trainer.config = replace(trainer.config, max_steps=total, epochs=0)
-        trainer._plan(None)
+        trainer.plan()
         self._extend_schedule(trainer, start, total)
-        lr = trainer.schedule(start) * trainer.lr_scale if trainer.schedule is not None else None
+        factor = trainer.lr_factor(start)
+        lr = None if factor is None else factor * rates.reference_rate(trainer.schedule, trainer.optimizer)
         self.changed["extend"] = {"from": start, "total": total, "lr": getattr(trainer.schedule, "tail_lr", None)}
         trainer.marker("extend", f"extended by {steps} steps to {total}" + (
             f"; the learning rate goes on from {lr:.3g}" if lr is not None else ""), {"max_steps": [start, total]})
@@ -98,38 +102,78 @@ class LiveEdits:
             self.changed["extend"] = ext
             self._extend_schedule(trainer, int(ext["from"]), int(ext["total"]), ext["lr"])
 
-    @staticmethod
-    def _current(trainer, key: str):
-        section, name = key.split(".")
-        if key in ("optim.lr", "optim.min_lr") and hasattr(trainer.schedule, name):
-            return getattr(trainer.schedule, name)
-        if key == "optim.grad_clip":
-            return trainer.grad_clip
-        if key == "optim.weight_decay":
-            return next((g["weight_decay"] for g in trainer.optimizer.param_groups if g.get("decay", True)), 0.0)
-        if key == "train.sample_prompt":
-            return getattr(trainer.sampler, "prompt", "")
-        return getattr(trainer.config, name, None)
 
-    @staticmethod
-    def _set(trainer, key: str, value) -> None:
-        section, name = key.split(".")
-        if key in ("optim.lr", "optim.min_lr"):
-            if hasattr(trainer.schedule, name):  # the schedule keeps its shape around the new peak or floor
-                trainer.schedule = replace(trainer.schedule, **{name: value})
-            elif name == "lr":
-                for group in trainer.optimizer.param_groups:
-                    group["lr"] = value
-        elif key == "optim.grad_clip":
-            trainer.grad_clip = value
-        elif key == "optim.weight_decay":
-            for group in trainer.optimizer.param_groups:
-                if group.get("decay", group["weight_decay"] > 0):
-                    group["weight_decay"] = value
-        elif key == "train.sample_prompt":
-            if hasattr(trainer.sampler, "prompt"):
-                trainer.sampler.prompt = value
-        else:
-            trainer.config = replace(trainer.config, **{name: value})
-            if key == "train.sample_tokens" and hasattr(trainer.sampler, "tokens"):
-                trainer.sampler.tokens = value
+@dataclass(frozen=True)
+class Live:
+    """How a live setting is read from a running trainer, and how a new value is applied to it."""
+
+    read: Callable[[Any], Any]
+    apply: Callable[[Any, Any], None]
+
+
+def _read_lr(trainer):
+    if hasattr(trainer.schedule, "lr"):
+        return trainer.schedule.lr
+    return rates.base_rates(trainer.optimizer)[0]
+
+
+def _apply_lr(trainer, value: float) -> None:
+    """The schedule keeps its shape around the new peak; every group's base rate moves in proportion."""
+    before = _read_lr(trainer)
+    rates.scale_base_rates(trainer.optimizer, value / before if before else 1.0)
+    if hasattr(trainer.schedule, "lr"):
+        trainer.schedule = replace(trainer.schedule, lr=value)
+    else:  # no schedule: the groups train at their base rates
+        rates.apply_factor(trainer.optimizer, 1.0)
+
+
+def _apply_min_lr(trainer, value: float) -> None:
+    if hasattr(trainer.schedule, "min_lr"):  # the schedule keeps its shape above the new floor
+        trainer.schedule = replace(trainer.schedule, min_lr=value)
+
+
+def _read_weight_decay(trainer) -> float:
+    return next((g["weight_decay"] for g in trainer.optimizer.param_groups if g.get("decay", True)), 0.0)
+
+
+def _apply_weight_decay(trainer, value: float) -> None:
+    for group in trainer.optimizer.param_groups:
+        if group.get("decay", group["weight_decay"] > 0):
+            group["weight_decay"] = value
+
+
+def _set_grad_clip(trainer, value: float) -> None:
+    trainer.grad_clip = value
+
+
+def _set_sample_prompt(trainer, value: str) -> None:
+    if hasattr(trainer.sampler, "prompt"):
+        trainer.sampler.prompt = value
+
+
+def _train_setting(name: str, also: Callable[[Any, Any], None] | None = None) -> Live:
+    """A TrainConfig field the loop reads at every step (and, with `also`, somewhere else too)."""
+
+    def apply(trainer, value) -> None:
+        trainer.config = replace(trainer.config, **{name: value})
+        if also is not None:
+            also(trainer, value)
+
+    return Live(lambda trainer: getattr(trainer.config, name, None), apply)
+
+
+def _set_sample_tokens(trainer, value: int) -> None:
+    if hasattr(trainer.sampler, "tokens"):
+        trainer.sampler.tokens = value
+
+
+LIVE: dict[str, Live] = {
+    "optim.lr": Live(_read_lr, _apply_lr),
+    "optim.min_lr": Live(lambda trainer: getattr(trainer.schedule, "min_lr", None), _apply_min_lr),
+    "optim.grad_clip": Live(lambda trainer: trainer.grad_clip, _set_grad_clip),
+    "optim.weight_decay": Live(_read_weight_decay, _apply_weight_decay),
+    "train.eval_interval": _train_setting("eval_interval"),
+    "train.checkpoint_interval": _train_setting("checkpoint_interval"),
+    "train.sample_prompt": Live(lambda trainer: getattr(trainer.sampler, "prompt", ""), _set_sample_prompt),
+    "train.sample_tokens": _train_setting("sample_tokens", _set_sample_tokens),
+}

@@ -10,6 +10,7 @@ import statistics
 from collections import deque
 from collections.abc import Callable
 
+from autogpt_gui.engine.train.precision import is_out_of_memory
 from autogpt_gui.errors import TrainingError
 
 
@@ -60,7 +61,7 @@ class DivergenceGuard:
         self.rollbacks: list[int] = []  # the steps rolled back recently
 
     def attach(self, trainer) -> None:
-        trainer.step_checks.append(self.check)
+        trainer.before_update(self.check)
 
     def check(self, trainer, loss: float, grad_norm: float | None) -> str | None:
         """Why this update must not happen, or None (and the loss joins the running median)."""
@@ -98,16 +99,6 @@ class DivergenceGuard:
         self.rollbacks = [int(s) for s in saved["rollbacks"]]
 
 
-def is_out_of_memory(err: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the CPU's and MPS's allocation failures (RuntimeErrors that say so)."""
-    import torch
-
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    text = str(err)
-    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
-
-
 class HalveOnOOM:
     """Out of memory in the middle of a step: halve the micro-batch and double the accumulation (the same
     effective batch, so the same optimization), and redo the step from its first micro-batch on the same
@@ -120,7 +111,7 @@ class HalveOnOOM:
         self.ask = ask  # fn({step, batch_size: [old, new], grad_accum: [old, new]}) -> halve?; None: always
 
     def attach(self, trainer) -> None:
-        trainer.oom_handlers.append(self.handle)
+        trainer.on_step_error(self.handle)
 
     def handle(self, trainer, err: BaseException, batches: list) -> bool:
         import torch
@@ -133,8 +124,7 @@ class HalveOnOOM:
             if self.ask is not None and not self.ask({"step": trainer.step + 1, "batch_size": [size, size // 2],
                                                       "grad_accum": [accum, accum * 2]}):
                 return False
-            trainer.optimizer.zero_grad(set_to_none=True)
-            trainer._micro, trainer._micro_losses = 0, []
+            trainer.optimizer.zero_grad(set_to_none=True)  # this step's gradients go before the cache is emptied
             if trainer.device.type == "cuda":
                 torch.cuda.empty_cache()
             self._apply(trainer, size // 2, trainer.config.grad_accum * 2)
@@ -144,10 +134,7 @@ class HalveOnOOM:
                                                    "grad_accum": [trainer.config.grad_accum // 2,
                                                                   trainer.config.grad_accum]})
             try:
-                for x, y in batches:
-                    for xs, ys in zip(x.split(size // 2), y.split(size // 2)):
-                        trainer._micro_losses.append(trainer._micro_step(xs, ys))
-                        trainer._micro += 1
+                trainer.redo_step(_halves(batches, size // 2))
                 return True
             except Exception as again:  # noqa: BLE001 - still too big: halve again, or give up below
                 err = again
@@ -167,3 +154,9 @@ class HalveOnOOM:
     def load_state_dict(self, trainer, saved: dict) -> None:
         if saved.get("batch_size"):  # a resumed run keeps the micro-batch that fitted
             self._apply(trainer, int(saved["batch_size"]), int(saved["grad_accum"]))
+
+
+def _halves(batches: list, size: int):
+    """The step's (x, y) batches again, split into micro-batches of `size`."""
+    for x, y in batches:
+        yield from zip(x.split(size), y.split(size))

@@ -1,4 +1,4 @@
-"""Device selection and the 'auto' precision choice, timed on the machine at hand."""
+"""Device selection, the 'auto' precision choice (timed on the machine at hand), and what counts as out of memory."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +10,7 @@ from functools import lru_cache
 import torch
 
 from autogpt_gui.errors import TrainingError
+from autogpt_gui.settings import setting
 
 
 def pick_device(name: str | None = "auto") -> torch.device:
@@ -32,6 +33,14 @@ def pick_device(name: str | None = "auto") -> torch.device:
     return dev
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU's and MPS's allocation failures (RuntimeErrors that say so)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
 def device_memory(device: torch.device) -> tuple[int | None, str]:
     """(bytes a run can use, what to call the device in a message); None when unknown."""
     if device.type == "cuda":
@@ -52,7 +61,7 @@ def list_devices() -> list[tuple[str, str, int | None]]:
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             gpus.append((f"cuda:{i}", f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)", int(p.total_memory)))
-    out: list[tuple[str, str, int | None]] = [("auto", "Automatic (best available)", gpus[0][2] if gpus else ram)]
+    out: list[tuple[str, str, int | None]] = [("auto", dict(setting("train.device").choices)["auto"], gpus[0][2] if gpus else ram)]
     out += gpus
     if len(gpus) > 1:  # data-parallel over all of them: torchrun, one process per GPU (engine/train/distributed.py)
         out.append(("cuda:all", f"All {len(gpus)} GPUs (data-parallel)", min(g[2] for g in gpus)))

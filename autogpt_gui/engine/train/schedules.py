@@ -10,8 +10,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from autogpt_gui.settings import choices_of
+
 Schedule = Callable[[int], float]
-NAMES = ("constant", "linear", "cosine", "wsd")
+NAMES = choices_of("optim.schedule")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import random
 
 import numpy as np
 
+from autogpt_gui.engine.train import rates
+
 
 def capture(trainer) -> dict:
     loader = trainer.train_loader
@@ -32,8 +34,11 @@ def capture(trainer) -> dict:
 
 def restore(trainer, state: dict) -> None:
     trainer.model.load_state_dict(state["model"])
+    bases = rates.base_rates(trainer.optimizer)
     trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer._scaler_state = state.get("scaler")  # the scaler exists once precision is known (prepare)
+    # the groups' base rates are the configuration's: the live edits below scale them again as they did
+    rates.set_base_rates(trainer.optimizer, bases)
+    trainer.restore_scaler(state.get("scaler"))  # the scaler exists once precision is known (prepare)
     t = state["trainer"]
     trainer.step, trainer.epoch, trainer.tokens_seen = int(t["step"]), int(t["epoch"]), int(t["tokens_seen"])
     trainer.elapsed, trainer.best_val_loss = float(t["elapsed"]), float(t["best_val_loss"])
