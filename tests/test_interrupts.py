@@ -167,6 +167,7 @@ cli.run()
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # six processes and six resumes: about 8 minutes on a loaded 2-core machine
 def test_sigint_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path, straight_run, run_files):
     """Six CLI runs in their own processes, each interrupted at a random moment of its training (a run that gets
     to its last step but one waits there for the signal)."""
