@@ -1,8 +1,13 @@
 """Shared fixtures: an isolated user folder per test, offscreen Qt, tiny configurations."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +66,38 @@ def tiny_gpt2(tmp_path_factory, shakespeare) -> Path:
     return folder
 
 
+def records(run_dir: str | Path, kind: str) -> list[dict]:
+    """RUN/metrics.jsonl's records of one type as far as they are written: a line still being appended is left out."""
+    try:
+        text = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    written = text[: text.rfind("\n") + 1]
+    return [r for r in map(json.loads, written.splitlines()) if r["type"] == kind]
+
+
+def wait_until(ready: Callable[[], Any], what: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> Any:
+    """ready()'s first truthy value, polled; fails naming `what` if `proc` ends first. The deadline only bounds a
+    hang: the outcome is decided by the event, never by how long it took."""
+    deadline = time.monotonic() + timeout
+    while not (value := ready()):
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what} after {timeout:.0f} s")
+        time.sleep(0.05)  # polling the event, at 20 Hz
+    return value
+
+
+@pytest.fixture
+def run_files():
+    """Reading a run folder that another process writes: run_files.records(run_dir, kind), run_files.wait_until(
+    ready, what, proc, timeout) (wait for an event there, or fail if the process ended first)."""
+    import types
+
+    return types.SimpleNamespace(records=records, wait_until=wait_until)
+
+
 def pytest_exception_interact(node, call, report):
     """Print a failure at once: a crash in teardown must not swallow the reason."""
     import sys
@@ -91,6 +128,6 @@ def make_window(qtbot, user_home):
     for w in made:
         if w.worker is not None:
             w.worker.request("stop")
-        assert w.wait_for_threads(60), "a worker thread is still running"
+        assert w.wait_for_threads(120), "a worker thread is still running"
         w.close()
         w.deleteLater()

@@ -38,7 +38,8 @@ def charts(qtbot):
 def test_chart_shows_steps_evals_and_reads_values_under_the_cursor(charts, qtbot):
     charts.add_steps(_records(100))
     charts.add_eval({"step": 50, "tokens_seen": 5000, "elapsed": 25.0, "val_loss": 0.9})
-    qtbot.waitUntil(lambda: charts.raw_curve.xData is not None and len(charts.raw_curve.xData) == 100)
+    qtbot.waitUntil(lambda: charts.raw_curve.xData is not None and len(charts.raw_curve.xData) == 100,
+                    timeout=120_000)
     assert charts.smooth_curve.yData[-1] > charts.raw_curve.yData[-1]  # smoothing lags a falling loss
     assert "step 50" in charts.readout_at(50) and "val 0.9000" in charts.readout_at(50)
 

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -36,6 +35,40 @@ if r.main:
     torch.save({n: p.grad.clone() for n, p in session.model.named_parameters()}, sys.argv[1])
 distributed.leave(0)
 """
+
+
+HELD = """
+import sys
+from autogpt_gui import cli
+from autogpt_gui.engine.train import distributed
+from autogpt_gui.engine.train.trainer import Trainer
+
+real_train = Trainer.train
+
+
+def train(self, *args, **kwargs):
+    if distributed.ranks().main:  # rank 0 pauses; the other ranks wait for it in their next all-reduce
+        self.on("step", lambda m: m.step == 20 and self.pause())
+        self.on("eval", lambda e: self.pause())
+    return real_train(self, *args, **kwargs)
+
+
+Trainer.train = train
+cli.run()
+"""
+
+
+def _paused_at(run_files, run_dir, step: int, proc) -> None:
+    paused = run_files.wait_until(lambda: _status(run_dir).get("status") == "paused" and _status(run_dir),
+                                  f"the run to pause at step {step}", proc)
+    assert paused["step"] == step, paused
+
+
+def _status(run_dir) -> dict:
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _sets(*settings: str) -> list[str]:
@@ -70,7 +103,7 @@ def test_two_ranks_compute_the_gradients_of_one_process_with_twice_the_batch(tmp
 
 
 @pytest.mark.slow
-def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_any_number_of_ranks(tmp_path):
+def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_any_number_of_ranks(tmp_path, run_files):
     two, one = tmp_path / "two", tmp_path / "one"
     steps = ["train.max_steps=200", "train.eval_interval=100", "train.checkpoint_interval=100"]
     done = _run([*TORCHRUN, "train", "--out", str(two), "--quiet", *_sets(*steps, "train.batch_size=4")])
@@ -83,22 +116,27 @@ def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_an
     assert len(_records(two, "step")) == 200
     assert json.loads((two / "status.json").read_text())["ranks"] == 2  # with host and pid
 
-    # stopped from outside through the control file: both ranks stop at one step, rank 0 saves it
+    # stopped from outside through the control file: both ranks stop at one step, rank 0 saves it. Rank 0 holds the
+    # run (paused) at step 20 and after each evaluation, so that it is still running whenever a request arrives
     stopped = tmp_path / "stopped"
-    proc = subprocess.Popen([*TORCHRUN, "train", "--out", str(stopped), "--quiet",
+    launcher = tmp_path / "held.py"
+    launcher.write_text(HELD)
+    proc = subprocess.Popen([*TORCHRUN[:-2], str(launcher), "train", "--out", str(stopped), "--quiet",
                              *_sets("train.max_steps=200", "train.eval_interval=1000", "train.batch_size=4",
                                     "train.checkpoint_interval=0")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((stopped / "metrics.jsonl").exists()
-                                          and len(_records(stopped, "step")) >= 20):
-        time.sleep(0.2)
-    assert cli.main(["control", str(stopped), "evaluate"]) == 0  # every rank evaluates its slice, at one step
-    while time.time() < deadline and not _records(stopped, "eval") and proc.poll() is None:
-        time.sleep(0.2)
-    assert len(_records(stopped, "eval")) == 1 and proc.poll() is None  # no rank waits alone in a collective
-    assert cli.main(["control", str(stopped), "stop"]) == 0
-    out, err = proc.communicate(timeout=120)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _paused_at(run_files, stopped, 20, proc)
+        assert cli.main(["control", str(stopped), "evaluate"]) == 0  # every rank evaluates its slice, at one step
+        assert cli.main(["control", str(stopped), "resume"]) == 0
+        run_files.wait_until(lambda: run_files.records(stopped, "eval"), "the evaluation", proc)
+        _paused_at(run_files, stopped, 21, proc)
+        assert len(run_files.records(stopped, "eval")) == 1 and proc.poll() is None  # no rank waits alone
+        assert cli.main(["control", str(stopped), "stop"]) == 0
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its ranks
     assert proc.returncode == 0 and "stopped at step" in out, err[-3000:]
     at = load_checkpoint(stopped / "checkpoints" / "last.pt")["trainer"]["step"]
     assert 20 <= at < 200
@@ -116,7 +154,7 @@ def test_a_two_rank_run_matches_one_process_stops_from_outside_and_resumes_on_an
 
 
 @pytest.mark.slow
-def test_resume_with_the_same_ranks_is_exact_and_a_killed_rank_ends_the_job(tmp_path):
+def test_resume_with_the_same_ranks_is_exact_and_a_killed_rank_ends_the_job(tmp_path, run_files):
     straight, pieces = tmp_path / "straight", tmp_path / "pieces"
     base = ["train.eval_interval=20", "train.batch_size=4", "train.checkpoint_interval=0", "optim.schedule='constant'",
             "model.dropout=0.1", "train.sample_tokens=10"]  # random streams in use: dropout, and rank 0 samples
@@ -134,15 +172,13 @@ def test_resume_with_the_same_ranks_is_exact_and_a_killed_rank_ends_the_job(tmp_
                              *_sets("train.max_steps=100000", "train.eval_interval=1000", "train.batch_size=4",
                                     "train.checkpoint_interval=20")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "checkpoints" / "last.pt").exists():
-        time.sleep(0.2)
+    run_files.wait_until((killed / "checkpoints" / "last.pt").exists, "the first checkpoint", proc)
     workers = subprocess.run(["pgrep", "-f", f"autogpt_gui train --out {killed}"], capture_output=True,
                              text=True).stdout.split()
     ranks = [int(p) for p in workers if int(p) != proc.pid]
     assert len(ranks) == 2, workers
     os.kill(max(ranks), signal.SIGKILL)  # one rank dies
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and ("SIGKILL" in err or "Signal 9" in err or "exitcode" in err), err[-3000:]
     assert load_checkpoint(killed / "checkpoints" / "last.pt")["trainer"]["step"] >= 20  # intact and loadable
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 from PySide6.QtCore import Qt
 
+from autogpt_gui.engine.run import control
 from autogpt_gui.ui.app import make_app
 from autogpt_gui.ui.main_window import MainWindow
 
@@ -21,6 +21,14 @@ def _status(run_dir) -> dict:
         return json.loads((run_dir / "status.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _samples(run_dir) -> list[dict]:
+    try:
+        text = (run_dir / "samples.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]  # a line being written waits
 
 
 def _window(qtbot):
@@ -38,37 +46,40 @@ def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_trai
                              *[a for s in SETTINGS for a in ("--set", s)]],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "running", timeout=60_000)
+        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "running", timeout=120_000)
         w = _window(qtbot)
         w.follow(str(run_dir))
-        qtbot.waitUntil(lambda: w.charts.steps.n > 0 and w.charts.evals.n > 0, timeout=30_000)
+        qtbot.waitUntil(lambda: w.charts.steps.n > 0 and w.charts.evals.n > 0, timeout=120_000)
         first = w.charts.steps.n
         qtbot.waitUntil(lambda: w.charts.steps.n > first and "step 20" in w.samples.history.toPlainText(),
-                        timeout=30_000)
-        qtbot.waitUntil(lambda: any(r["kind"] == "checkpoint" for r in w.charts.markers.records), timeout=30_000)
+                        timeout=120_000)
+        qtbot.waitUntil(lambda: any(r["kind"] == "checkpoint" for r in w.charts.markers.records), timeout=120_000)
 
         qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # the other process pauses between two steps
-        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "paused", timeout=30_000)
-        qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume", timeout=10_000)
+        qtbot.waitUntil(lambda: _status(run_dir).get("status") == "paused", timeout=120_000)
+        qtbot.waitUntil(lambda: w.controls.pause.text() == "Resume", timeout=120_000)
         paused_at = _status(run_dir)["step"]
-        time.sleep(1.0)
+        before = len(_samples(run_dir))  # a request answered while paused: the run is held, not just slow
+        control.send(run_dir, "sample")
+        qtbot.waitUntil(lambda: len(_samples(run_dir)) > before, timeout=120_000)
+        assert _samples(run_dir)[-1]["step"] == paused_at
         assert _status(run_dir)["step"] == paused_at and proc.poll() is None
         qtbot.mouseClick(w.controls.pause, Qt.LeftButton)  # now labelled Resume
-        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > paused_at, timeout=30_000)
+        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > paused_at, timeout=120_000)
 
         w.close()  # closing the window stops the following, never the run
         step = _status(run_dir)["step"]
-        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > step + 5, timeout=30_000)
+        qtbot.waitUntil(lambda: _status(run_dir).get("step", 0) > step + 5, timeout=120_000)
         assert proc.poll() is None and _status(run_dir)["status"] == "running"
 
         again = _window(qtbot)
         again.follow(str(run_dir))
-        qtbot.waitUntil(lambda: again.charts.steps.n > 0, timeout=30_000)
+        qtbot.waitUntil(lambda: again.charts.steps.n > 0, timeout=120_000)
         qtbot.mouseClick(again.controls.stop, Qt.LeftButton)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "stopped at step" in out, (out, err)
         qtbot.waitUntil(lambda: again.worker is None and "Stopped at step" in again.controls.status.text(),
-                        timeout=30_000)
+                        timeout=120_000)
         again.close()
     finally:
         proc.kill()
@@ -107,7 +118,7 @@ def test_start_on_all_gpus_launches_a_torchrun_group_and_follows_it(qtbot, user_
     run = Run(w.run_path)
     steps, _ = run.read_metrics()
     assert steps[-1]["tokens_seen"] == 40 * 8 * 32 * 2  # both ranks' tokens
-    assert launched[0].wait(60) == 0  # the group ended cleanly once the run finished
+    assert launched[0].wait(300) == 0  # the group ended cleanly once the run finished
     w.close()
 
 
@@ -126,7 +137,8 @@ def test_the_runs_tab_tells_running_here_elsewhere_and_interrupted_and_follows_a
         run = Run.create(cfg, paths.runs_dir())
         build_session(cfg, run).trainer.train()
         runs[name] = run
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    # the "running here" run's writer: alive until killed, however long the test takes
+    other = subprocess.Popen([sys.executable, "-c", "import threading; threading.Event().wait()"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     try:
@@ -147,7 +159,7 @@ def test_the_runs_tab_tells_running_here_elsewhere_and_interrupted_and_follows_a
         w.runs.select_run(str(runs["elsewhere"].path))
         assert w.runs.follow_btn.isEnabled() and not w.runs.resume_btn.isEnabled()
         qtbot.mouseClick(w.runs.follow_btn, Qt.LeftButton)  # its charts fill from the shared run folder
-        qtbot.waitUntil(lambda: w.charts.steps.n == 20 and getattr(w.worker, "follows", False), timeout=30_000)
+        qtbot.waitUntil(lambda: w.charts.steps.n == 20 and getattr(w.worker, "follows", False), timeout=120_000)
         w.close()
     finally:
         other.kill()

@@ -142,7 +142,7 @@ def _lock_as(run: Run, pid: int, host: str | None = None) -> None:
 def test_a_second_trainer_on_a_run_being_trained_is_refused_naming_pid_and_host(trained_run, capsys):
     import socket
 
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import threading; threading.Event().wait()"])  # until killed
     try:
         _lock_as(trained_run, other.pid)
         config_before = (trained_run.path / "config.toml").read_text()

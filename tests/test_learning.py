@@ -58,4 +58,4 @@ def test_addition_shows_95_percent_held_out_accuracy_in_cli_metrics_runs_and_win
     shown = w.samples.history.toPlainText()
     assert "held-out examples:" in shown and "   right" in shown  # worked examples: prompt, answer, verdict
     w.grab().save(str(paths.runs_dir().parent / "addition-window.png"))
-    assert w.wait_for_threads(30)
+    assert w.wait_for_threads(120)

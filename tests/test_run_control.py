@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -74,7 +73,7 @@ def test_impossible_live_edits_are_refused_at_their_field(tiny_config):
     assert session.trainer.schedule.lr == 1e-3 and any("edit refused" in line and "optim.lr" in line for line in logs)
 
 
-def test_the_control_file_steers_a_run_in_another_process(tiny_config, tmp_path, user_home, capsys):
+def test_the_control_file_steers_a_run_in_another_process(tiny_config, tmp_path, user_home, capsys, run_files):
     run_dir = tmp_path / "run"
     settings = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
                 "train.batch_size=8", "train.max_steps=100000", "train.eval_interval=100000", "train.device='cpu'",
@@ -83,17 +82,14 @@ def test_the_control_file_steers_a_run_in_another_process(tiny_config, tmp_path,
                              *[a for s in settings for a in ("--set", s)]],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not _records_safe(run_dir, "step"):
-            time.sleep(0.2)
+        run_files.wait_until(lambda: run_files.records(run_dir, "step"), "the first steps", proc)
         assert cli.main(["control", str(run_dir), "edit", "--set", "optim.lr=nan"]) == 2
         assert "optim.lr" in capsys.readouterr().err
         assert cli.main(["control", str(run_dir), "edit", "--set", "optim.lr=2e-4"]) == 0
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(m["kind"] == "edit" for m in _records_safe(run_dir, "marker")):
-            time.sleep(0.1)
+        run_files.wait_until(lambda: any(m["kind"] == "edit" for m in run_files.records(run_dir, "marker")),
+                             "the edit's marker", proc)
         assert cli.main(["control", str(run_dir), "stop"]) == 0
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stopped at step" in out, (out, err)
@@ -105,13 +101,6 @@ def test_the_control_file_steers_a_run_in_another_process(tiny_config, tmp_path,
     assert state["extensions"]["edits"] == {"optim.lr": 2e-4} and state["trainer"]["step"] == steps[-1]["step"]
     assert cli.main(["control", str(run_dir), "pause"]) == 1
     assert "is not training (stopped)" in capsys.readouterr().err
-
-
-def _records_safe(run_dir, kind):
-    try:
-        return _records(run_dir, kind)
-    except (OSError, ValueError):
-        return []
 
 
 def test_extending_a_finished_cosine_run_continues_its_rate_and_keeps_learning(tmp_path):
