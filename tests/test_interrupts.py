@@ -154,7 +154,7 @@ real_train = Trainer.train
 
 def train(self, *args, **kwargs):
     def hold(m):  # the last step but one waits for the stop the signal asks for: the run cannot finish before it
-        while m.step == m.max_steps - 1 and not self.stop_reason:
+        while m.step == m.max_steps - 1 and self.ending is None:
             threading.Event().wait(0.01)
 
     self.on("step", hold)
