@@ -192,14 +192,7 @@ def _new_run(cfg, out: str | None):
     from autogpt_gui import paths
     from autogpt_gui.engine.run.runs import Run
 
-    if not out:
-        return Run.create(cfg, paths.runs_dir())
-    folder = Path(out)
-    if folder.exists() and any(folder.iterdir()):
-        raise AutoGPTError(f"{folder} is not empty; choose a new folder for --out", "--out")
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg.save(folder / "config.toml")
-    return Run(folder)
+    return Run.prepare(cfg, out) if out else Run.create(cfg, paths.runs_dir())
 
 
 def cmd_resume(args) -> int:
@@ -217,13 +210,13 @@ def cmd_resume(args) -> int:
 
     if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
         return _train(cfg, None, ckpt, True, args.extend)
-    run.lock.acquire()  # before anything in the folder changes: a second trainer is refused here
-    if args.set:
-        cfg.save(run.path / "config.toml")
-    if ckpt is None:
-        run.reset()
-        print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
-    return _train(cfg, run, ckpt, args.quiet, args.extend)
+    with run.writing():  # before anything in the folder changes: a second trainer is refused here
+        if args.set:
+            cfg.save(run.files.config)
+        if ckpt is None:
+            run.reset()
+            print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
+        return _train(cfg, run, ckpt, args.quiet, args.extend)
 
 
 def cmd_branch(args) -> int:
@@ -246,11 +239,12 @@ def cmd_branch(args) -> int:
 
 def cmd_control(args) -> int:
     from autogpt_gui.engine.run import control
+    from autogpt_gui.engine.run.layout import is_run_folder
     from autogpt_gui.engine.run.runs import LIVE, Run
     from autogpt_gui.engine.train import edits
 
     run = Run(Path(args.run))
-    if not (run.path / "config.toml").is_file():
+    if not is_run_folder(run.path):
         raise AutoGPTError(f"{run.path} is not a run folder", "run")
     payload = None
     if args.request == "edit":
@@ -326,14 +320,13 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
 
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # torchrun's SIGKILL still ends a rank whose rank 0 never stops
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-        session = build_session(cfg, None, resume_from)
-        if extend:
-            session.trainer.extensions["edits"].extend(session.trainer, extend)  # type: ignore[attr-defined]
+        session = build_session(cfg, None, resume_from, extend=extend)
         return 0 if session.trainer.train().status != "failed" else 1
     bar = ProgressBar(enabled=not quiet)
     with GracefulStop() as interrupts:
         try:
-            session = build_session(cfg, run, resume_from, progress=bar.data_progress, cancelled=interrupts.cancelled)
+            session = build_session(cfg, run, resume_from, progress=bar.data_progress, cancelled=interrupts.cancelled,
+                                    extend=extend)
         except Cancelled:
             print(f"{interrupts.reason} while preparing the data; nothing was trained", file=sys.stderr)
             return interrupts.exit_code or 1
@@ -347,8 +340,6 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
         if resume_from:
             print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
         if extend:
-            tr.extensions["edits"].extend(tr, extend)  # type: ignore[attr-defined]
-            tr.extensions["edits"].cfg.save(run.path / "config.toml")  # type: ignore[attr-defined]
             print(f"extended by {extend} steps to step {tr.max_steps}")
         result = tr.train()
     best = result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autogpt_gui.engine.files import fsync_dir, load_tensors_safely, temp_path
+from autogpt_gui.engine.run.layout import BEST, LAST
 from autogpt_gui.errors import CheckpointError
 
 FORMAT = "autogpt-gui-checkpoint"
@@ -118,11 +119,11 @@ class CheckpointFolder:
         index = self._read_index()
         entry = {"step": step, "val_loss": val_loss, "time": time.time(), "kind": kind}
         index[path.name] = entry
-        _link_or_copy(path, self.folder / "last.pt")
-        index["last.pt"] = {**entry, "kind": "last"}
+        _link_or_copy(path, self.folder / LAST)
+        index[LAST] = {**entry, "kind": "last"}
         if is_best:
-            _link_or_copy(path, self.folder / "best.pt")
-            index["best.pt"] = {**entry, "kind": "best"}
+            _link_or_copy(path, self.folder / BEST)
+            index[BEST] = {**entry, "kind": "best"}
         self._prune(index)
         self._write_index(index)
         return path
@@ -142,14 +143,14 @@ class CheckpointFolder:
     def list(self) -> list[CheckpointInfo]:
         """Checkpoints on disk, newest step first; best.pt flagged."""
         index = self._read_index()
-        best = index.get("best.pt", {}).get("step")
+        best = index.get(BEST, {}).get("step")
         out = []
         for p in self.folder.glob("*.pt"):
             meta = index.get(p.name, {})
             st = p.stat()
             step = meta.get("step", _step_of(p.name))
             out.append(CheckpointInfo(str(p), step, meta.get("val_loss"), meta.get("time", st.st_mtime),
-                                      st.st_size, meta.get("kind", "step"), p.name == "best.pt" or
+                                      st.st_size, meta.get("kind", "step"), p.name == BEST or
                                       (best is not None and step == best)))
         order = {"last": 0, "best": 1}
         return sorted(out, key=lambda c: (-c.step, order.get(c.kind, 2)))
