@@ -269,15 +269,25 @@ def cmd_launch_command(args) -> int:
     from autogpt_gui.engine.train import distributed
 
     cfg = load_config(args.config, args.set)
-    from autogpt_gui import paths
+    if args.out:  # the run folder, prepared now: every machine reads its configuration from there
+        out = Path(args.out).expanduser().resolve()
+        run = _new_run(cfg, str(out))
+        train = ["resume", str(out), "--restart", "--quiet"]  # after a crash, the same line resumes it
+        where = f"the configuration is in {run.files.config}"
+    elif args.nnodes > 1:
+        raise ConfigError([("--out", f"{args.nnodes} machines need a run folder that all of them see: give "
+                                     "--out on a shared file system, e.g. --out /shared/runs/big")])
+    else:
+        from autogpt_gui import paths
 
-    config_file = paths.settings_file().with_name("launch_config.toml")
-    config_file.parent.mkdir(parents=True, exist_ok=True)
-    cfg.save(config_file)
-    out = args.out or str(paths.runs_dir() / (cfg.name or "ddp-run"))
-    train = ["train", "--config", str(config_file), "--out", out, "--quiet"]
+        config_file = paths.settings_file().with_name("launch_config.toml")
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg.save(config_file)
+        train = ["train", "--config", str(config_file), "--out", str(paths.runs_dir() / (cfg.name or "ddp-run")),
+                 "--quiet"]
+        where = f"the configuration is in {config_file}"
     line = " ".join(shlex.quote(a) if "$" not in a else a for a in distributed.torchrun_command(args.nproc, args.nnodes) + train)
-    print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); the configuration is in {config_file}")
+    print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); {where}")
     print(line.replace("$NODE_RANK", "0").replace("$MASTER_ADDR", "localhost") if args.nnodes == 1 else line)
     print(f"""
 # Slurm: save as train.sbatch, then: sbatch train.sbatch
@@ -310,6 +320,7 @@ def cmd_find_lr(args) -> int:
 
 
 def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> int:
+    from autogpt_gui.engine.run.disk import DiskFull
     from autogpt_gui.engine.session import build_session
     from autogpt_gui.engine.train.interrupts import GracefulStop
     from autogpt_gui.errors import Cancelled
@@ -341,7 +352,13 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
             print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
         if extend:
             print(f"extended by {extend} steps to step {tr.max_steps}")
-        result = tr.train()
+        try:
+            result = tr.train()
+        except DiskFull as err:
+            print(f"error: {err}", file=sys.stderr)
+            if run.has_checkpoint():
+                print(f"continue with: autogpt-gui resume {run.path}", file=sys.stderr)
+            return 1
     best = result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)
     print(f"{result.status} at step {result.step}; best validation loss {best}")
     if interrupts.received is not None:

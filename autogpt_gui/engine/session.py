@@ -26,6 +26,7 @@ from autogpt_gui.engine.model.hf import imported_shape, load_pretrained, load_we
 from autogpt_gui.engine.model.lora import load_base
 from autogpt_gui.engine.run.checkpoints import load_checkpoint
 from autogpt_gui.engine.run.control import ControlFile
+from autogpt_gui.engine.run.disk import writing_into
 from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.train import distributed
 from autogpt_gui.engine.train.edits import LiveEdits
@@ -61,8 +62,9 @@ def seed_everything(seed: int) -> None:
 
 def prepare_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: Tokenizer | None = None) -> TokenData:
     """Tokenize (or reuse cached tokens of) the configured source and check it fits the context."""
-    data = prepare_tokens(make_source(cfg.data), cfg.data, paths.cache_dir(),
-                          progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
+    with writing_into(paths.cache_dir(), "the token cache"):
+        data = prepare_tokens(make_source(cfg.data), cfg.data, paths.cache_dir(),
+                              progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
     check_lengths(data, cfg.model.block_size)
     return data
 

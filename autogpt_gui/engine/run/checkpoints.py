@@ -5,7 +5,6 @@ torch has loaded.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autogpt_gui.engine.files import fsync_dir, load_tensors_safely, temp_path
+from autogpt_gui.engine.run.disk import disk_full, is_disk_full, writing_into
 from autogpt_gui.engine.run.layout import BEST, LAST
 from autogpt_gui.errors import CheckpointError
 
@@ -54,10 +54,9 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
         fsync_dir(path.parent)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full(path.parent, f"the checkpoint {path.name}") from None
         if isinstance(err, OSError):
-            if err.errno == errno.ENOSPC:
-                raise CheckpointError(f"disk full while saving {path.name}; the previous checkpoint is kept. "
-                                      "Free some space and save again", "checkpoint") from None
             raise CheckpointError(f"could not save {path}: {err.strerror or err}", "checkpoint") from None
         if isinstance(err, RuntimeError) and "write" in str(err).lower():
             raise CheckpointError(f"could not save {path} ({err}); the previous checkpoint is kept",
@@ -74,7 +73,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     except OSError:
         import shutil
 
-        shutil.copyfile(src, tmp)
+        try:
+            shutil.copyfile(src, tmp)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, dst)
 
 
@@ -109,13 +112,21 @@ class CheckpointFolder:
 
     def _write_index(self, index: dict) -> None:
         tmp = temp_path(self.index_path)
-        tmp.write_text(json.dumps(index, indent=1))
-        os.replace(tmp, self.index_path)
+        try:
+            tmp.write_text(json.dumps(index, indent=1))
+            os.replace(tmp, self.index_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def save(self, payload: dict, step: int, val_loss: float | None, is_best: bool, kind: str = "step") -> Path:
         """Save a step checkpoint, update last (and best), and prune old step files."""
         path = self.folder / f"step-{step:08d}.pt"
         save_checkpoint(payload, path)
+        with writing_into(self.folder, "the checkpoints' index"):
+            return self._record(path, step, val_loss, is_best, kind)
+
+    def _record(self, path: Path, step: int, val_loss: float | None, is_best: bool, kind: str) -> Path:
         index = self._read_index()
         entry = {"step": step, "val_loss": val_loss, "time": time.time(), "kind": kind}
         index[path.name] = entry

@@ -3,16 +3,25 @@ they grow by one tailer, which the follower, the control file and the runs listi
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 
 def append(path: str | Path, records: Iterable[dict], ensure_ascii: bool = True) -> None:
-    """Append records as lines in one write: appends from several writers never interleave."""
-    text = "".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records)
-    if text:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(text)
+    """Append records as lines in one write: appends from several writers never interleave, and a write
+    that fails (a full disk) leaves the file as it was, with no torn line."""
+    data = memoryview("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records).encode())
+    if not data:
+        return
+    with open(path, "ab", buffering=0) as fh:
+        start = fh.seek(0, os.SEEK_END)
+        try:
+            while data:
+                data = data[fh.write(data):]
+        except OSError:
+            fh.truncate(start)
+            raise
 
 
 class JsonlTail:

@@ -36,8 +36,12 @@ def write_status(folder: str | Path, status: Status) -> None:
     """Replace folder's status.json atomically (a temp file per writer thread, then a rename)."""
     path = RunLayout(Path(folder)).status
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(asdict(status)))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(asdict(status)))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_status(folder: str | Path) -> dict:
