@@ -75,7 +75,7 @@ def test_the_lock_is_held_from_the_build_until_the_run_ends(tiny_config):
     from autogpt_gui import paths
     from autogpt_gui.engine.session import build_session
 
-    cfg = tiny_config("train.max_steps=4", "train.checkpoint_interval=0", "train.sample_tokens=0")
+    cfg = tiny_config("train.max_steps=6", "train.checkpoint_interval=0", "train.sample_tokens=0")
     run = Run.create(cfg, paths.runs_dir())
     session = build_session(cfg, run)
     assert run.files.lock.is_file()  # built, not yet trained: a second trainer is refused
@@ -94,10 +94,8 @@ def test_a_build_that_fails_frees_the_folder_and_says_why_in_its_status(tiny_con
 
     cfg = tiny_config("data.source='file'", f"data.path='{tmp_path / 'missing.txt'}'")
     run = Run.create(cfg, paths.runs_dir())
-    with run.writing():  # the window's and the command line's outer hold: the build nests inside it
-        with pytest.raises(AutoGPTError):
-            build_session(cfg, run)
-        assert run.files.lock.is_file()
+    with pytest.raises(AutoGPTError), run.writing():  # the window's and the command line's hold
+        build_session(cfg, run)
     assert not run.files.lock.exists()
     status = run.read_status()
     assert status["status"] == "failed" and "missing.txt" in status["reason"]
@@ -133,7 +131,7 @@ def test_the_multi_machine_line_trains_from_anywhere_with_only_the_run_folder(tm
     tiny = ["model.preset='custom'", "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
             "train.device='cpu'", "train.precision='fp32'", "train.sample_tokens=0", "train.eval_batches=2",
             "data.source='shakespeare'", "train.max_steps=6", "train.eval_interval=3", "train.batch_size=4",
-            "train.checkpoint_interval=3"]
+            "train.checkpoint_interval=3", "optim.warmup_steps=2"]
     assert cli.main(["launch-command", "--nproc", "2", "--nnodes", "2", "--out", str(out),
                      *[a for s in tiny for a in ("--set", s)]]) == 0
     printed = capsys.readouterr().out
