@@ -194,14 +194,7 @@ def _new_run(cfg, out: str | None):
     from autogpt_gui import paths
     from autogpt_gui.engine.run.runs import Run
 
-    if not out:
-        return Run.create(cfg, paths.runs_dir())
-    folder = Path(out)
-    if folder.exists() and any(folder.iterdir()):
-        raise AutoGPTError(f"{folder} is not empty; choose a new folder for --out", "--out")
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg.save(folder / "config.toml")
-    return Run(folder)
+    return Run.prepare(cfg, out) if out else Run.create(cfg, paths.runs_dir())
 
 
 def cmd_resume(args) -> int:
@@ -219,13 +212,13 @@ def cmd_resume(args) -> int:
 
     if not distributed.setup(cfg.train.device).main:  # a torchrun rank other than 0: trains, writes nothing
         return _train(cfg, None, ckpt, True, args.extend)
-    run.lock.acquire()  # before anything in the folder changes: a second trainer is refused here
-    if args.set:
-        cfg.save(run.path / "config.toml")
-    if ckpt is None:
-        run.reset()
-        print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
-    return _train(cfg, run, ckpt, args.quiet, args.extend)
+    with run.writing():  # before anything in the folder changes: a second trainer is refused here
+        if args.set:
+            cfg.save(run.files.config)
+        if ckpt is None:
+            run.reset()
+            print(f"no checkpoint yet: starting {run.id} again from step 0 with its configuration")
+        return _train(cfg, run, ckpt, args.quiet, args.extend)
 
 
 def cmd_branch(args) -> int:
@@ -248,11 +241,12 @@ def cmd_branch(args) -> int:
 
 def cmd_control(args) -> int:
     from autogpt_gui.engine.run import control
+    from autogpt_gui.engine.run.layout import is_run_folder
     from autogpt_gui.engine.run.runs import LIVE, Run
     from autogpt_gui.engine.train import edits
 
     run = Run(Path(args.run))
-    if not (run.path / "config.toml").is_file():
+    if not is_run_folder(run.path):
         raise AutoGPTError(f"{run.path} is not a run folder", "run")
     payload = None
     if args.request == "edit":
@@ -277,15 +271,25 @@ def cmd_launch_command(args) -> int:
     from autogpt_gui.engine.train import distributed
 
     cfg = load_config(args.config, args.set)
-    from autogpt_gui import paths
+    if args.out:  # the run folder, prepared now: every machine reads its configuration from there
+        out = Path(args.out).expanduser().resolve()
+        run = _new_run(cfg, str(out))
+        train = ["resume", str(out), "--restart", "--quiet"]  # after a crash, the same line resumes it
+        where = f"the configuration is in {run.files.config}"
+    elif args.nnodes > 1:
+        raise ConfigError([("--out", f"{args.nnodes} machines need a run folder that all of them see: give "
+                                     "--out on a shared file system, e.g. --out /shared/runs/big")])
+    else:
+        from autogpt_gui import paths
 
-    config_file = paths.settings_file().with_name("launch_config.toml")
-    config_file.parent.mkdir(parents=True, exist_ok=True)
-    cfg.save(config_file)
-    out = args.out or str(paths.runs_dir() / (cfg.name or "ddp-run"))
-    train = ["train", "--config", str(config_file), "--out", out, "--quiet"]
+        config_file = paths.settings_file().with_name("launch_config.toml")
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg.save(config_file)
+        train = ["train", "--config", str(config_file), "--out", str(paths.runs_dir() / (cfg.name or "ddp-run")),
+                 "--quiet"]
+        where = f"the configuration is in {config_file}"
     line = " ".join(shlex.quote(a) if "$" not in a else a for a in distributed.torchrun_command(args.nproc, args.nnodes) + train)
-    print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); the configuration is in {config_file}")
+    print(f"# {args.nnodes} machine(s) x {args.nproc} process(es); {where}")
     print(line.replace("$NODE_RANK", "0").replace("$MASTER_ADDR", "localhost") if args.nnodes == 1 else line)
     print(f"""
 # Slurm: save as train.sbatch, then: sbatch train.sbatch
@@ -318,6 +322,7 @@ def cmd_find_lr(args) -> int:
 
 
 def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> int:
+    from autogpt_gui.engine.run.disk import DiskFull
     from autogpt_gui.engine.session import build_session
     from autogpt_gui.engine.train.interrupts import GracefulStop
     from autogpt_gui.errors import Cancelled
@@ -328,14 +333,13 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
 
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # torchrun's SIGKILL still ends a rank whose rank 0 never stops
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-        session = build_session(cfg, None, resume_from)
-        if extend:
-            session.trainer.extensions["edits"].extend(session.trainer, extend)  # type: ignore[attr-defined]
+        session = build_session(cfg, None, resume_from, extend=extend)
         return 0 if session.trainer.train().status != "failed" else 1
     bar = ProgressBar(enabled=not quiet)
     with GracefulStop() as interrupts:
         try:
-            session = build_session(cfg, run, resume_from, progress=bar.data_progress, cancelled=interrupts.cancelled)
+            session = build_session(cfg, run, resume_from, progress=bar.data_progress, cancelled=interrupts.cancelled,
+                                    extend=extend)
         except Cancelled:
             print(f"{interrupts.reason} while preparing the data; nothing was trained", file=sys.stderr)
             return interrupts.exit_code or 1
@@ -349,10 +353,14 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
         if resume_from:
             print(f"resumed at step {tr.step}, epoch {tr.epoch}, {tr.tokens_seen:,} tokens seen")
         if extend:
-            tr.extensions["edits"].extend(tr, extend)  # type: ignore[attr-defined]
-            tr.extensions["edits"].cfg.save(run.path / "config.toml")  # type: ignore[attr-defined]
             print(f"extended by {extend} steps to step {tr.max_steps}")
-        result = tr.train()
+        try:
+            result = tr.train()
+        except DiskFull as err:
+            print(f"error: {err}", file=sys.stderr)
+            if run.has_checkpoint():
+                print(f"continue with: autogpt-gui resume {run.path}", file=sys.stderr)
+            return 1
     best = result.best_val_loss if result.best_val_loss is None else round(result.best_val_loss, 4)
     print(f"{result.status} at step {result.step}; best validation loss {best}")
     if interrupts.received is not None:

@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from autogpt_gui.engine.run.disk import disk_full, is_disk_full, writing_into
 from autogpt_gui.errors import CheckpointError
 
 FORMATS = ("hf", "native")
@@ -24,7 +25,8 @@ def export_model(source: str | Path, out: str | Path, fmt: str = "hf") -> Path:
     from autogpt_gui.engine.model.hf import export_hf
 
     model, tokenizer, cfg, counters = load_trained(source)
-    return export_hf(model, tokenizer, out, model_card(cfg, counters, Path(counters["checkpoint"])))
+    with writing_into(out, "the export"):
+        return export_hf(model, tokenizer, out, model_card(cfg, counters, Path(counters["checkpoint"])))
 
 
 def model_card(cfg, counters: dict, checkpoint: Path) -> str:
@@ -89,6 +91,8 @@ def export_weights(source: str | Path, out: str | Path) -> Path:
         cfg.save(out / "config.toml")
         tokenizer.save(out / "tokenizer.json")
     except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(out, "the export") from None
         raise CheckpointError(f"could not export to {out}: {err.strerror or err}", "export") from None
     return out
 

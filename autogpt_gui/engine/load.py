@@ -14,6 +14,7 @@ from autogpt_gui.engine.data.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.engine.model.gpt import AutoGPTModel
 from autogpt_gui.engine.model.lora import load_base, merged_state
 from autogpt_gui.engine.run.checkpoints import load_checkpoint
+from autogpt_gui.engine.run.layout import RunLayout
 from autogpt_gui.errors import CheckpointError
 from autogpt_gui.estimates import human_bytes, llama_layer_params, system_memory
 from autogpt_gui.pretrained import is_hub_id
@@ -25,9 +26,10 @@ def checkpoint_file(path: str | Path) -> Path:
     """A checkpoint file as given, or a run folder's best.pt, else its last.pt."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / "checkpoints" / name).exists():
-                return path / "checkpoints" / name
+        files = RunLayout(path)
+        for found in (files.best, files.last):
+            if found.exists():
+                return found
         raise CheckpointError(f"{path} holds no checkpoints yet; train first", "checkpoint")
     return path
 
@@ -142,7 +144,7 @@ def merge_adapters(model: AutoGPTModel) -> AutoGPTModel:
 
 def _is_pretrained(path: str | Path) -> bool:
     p = Path(path).expanduser()
-    return (p.is_dir() and (p / "config.json").is_file() and not (p / "checkpoints").is_dir()) or \
+    return (p.is_dir() and (p / "config.json").is_file() and not RunLayout(p).checkpoints.is_dir()) or \
         is_hub_id(str(path))
 
 

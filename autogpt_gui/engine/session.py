@@ -26,6 +26,7 @@ from autogpt_gui.engine.model.hf import imported_shape, load_pretrained, load_we
 from autogpt_gui.engine.model.lora import load_base
 from autogpt_gui.engine.run.checkpoints import load_checkpoint
 from autogpt_gui.engine.run.control import ControlFile
+from autogpt_gui.engine.run.disk import writing_into
 from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.train import distributed
 from autogpt_gui.engine.train.edits import LiveEdits
@@ -61,8 +62,9 @@ def seed_everything(seed: int) -> None:
 
 def prepare_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: Tokenizer | None = None) -> TokenData:
     """Tokenize (or reuse cached tokens of) the configured source and check it fits the context."""
-    data = prepare_tokens(make_source(cfg.data), cfg.data, paths.cache_dir(),
-                          progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
+    with writing_into(paths.cache_dir(), "the token cache"):
+        data = prepare_tokens(make_source(cfg.data), cfg.data, paths.cache_dir(),
+                              progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
     check_lengths(data, cfg.model.block_size)
     return data
 
@@ -133,21 +135,29 @@ def make_scorer(tokenizer: Tokenizer, cfg: RunConfig) -> Callable | None:
 
 
 def build_session(cfg: RunConfig, run: Run | None = None, resume_from: str | Path | None = None,
-                  progress=None, cancelled=None) -> Session:
-    """Validate, prepare data and build model, optimizer and Trainer; restore a checkpoint if given.
+                  progress=None, cancelled=None, extend: int = 0) -> Session:
+    """Validate, prepare data and build model, optimizer and Trainer; restore a checkpoint if given, and
+    `extend` it by that many steps (its schedule goes on from where it is; the run's config.toml says so).
 
-    A run folder is locked for this process first (a second trainer is refused, naming the first); the
-    lock goes when the run ends, or here if building fails.
+    A run folder is written by this process only (Run.writing: a second trainer is refused, naming the
+    first); the lock goes when the run ends, or here if building fails.
     """
     check(cfg)
     if run is None:
-        return _build(cfg, None, resume_from, progress, cancelled)
-    run.lock.acquire()
-    try:
-        return _build(cfg, run, resume_from, progress, cancelled)
-    except BaseException:
-        run.lock.release()
-        raise
+        return _extended(_build(cfg, None, resume_from, progress, cancelled), extend)
+    with run.writing():
+        return _extended(_build(cfg, run, resume_from, progress, cancelled), extend)
+
+
+def _extended(session: Session, steps: int) -> Session:
+    if steps:
+        edits = session.trainer.extensions["edits"]
+        assert isinstance(edits, LiveEdits)
+        edits.extend(session.trainer, steps)
+        session.config = edits.cfg
+        if session.run is not None:
+            edits.cfg.save(session.run.files.config)
+    return session
 
 
 def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) -> Session:
@@ -214,7 +224,7 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     if run is not None:
         trainer.add("control", ControlFile(run.path))
         run.attach(trainer)
-        data.tokenizer.save(run.path / "tokenizer.json")
+        data.tokenizer.save(run.files.tokenizer)
     if state is not None:
         try:
             trainer.load_state_dict(state)

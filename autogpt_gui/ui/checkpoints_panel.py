@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.engine.run.checkpoints import CheckpointFolder
+from autogpt_gui.engine.run.layout import CHECKPOINTS, LAST
 from autogpt_gui.estimates import human_bytes
 from autogpt_gui.ui.widgets import read_only_table
 
@@ -79,7 +80,7 @@ class CheckpointsPanel(QWidget):
         self._selection_changed()
 
     def set_folder(self, run_path: str | None) -> None:
-        self.folder = CheckpointFolder(Path(run_path) / "checkpoints") if run_path else None
+        self.folder = CheckpointFolder(Path(run_path) / CHECKPOINTS) if run_path else None
         self.refresh()
 
     def set_training(self, running: bool) -> None:
@@ -94,7 +95,7 @@ class CheckpointsPanel(QWidget):
             self.title.setToolTip(str(self.folder.folder))
         self.table.setRowCount(len(rows))
         for i, c in enumerate(rows):
-            name = Path(c.path).name + ("  ★" if c.is_best and Path(c.path).name != "last.pt" else "")
+            name = Path(c.path).name + ("  ★" if c.is_best and Path(c.path).name != LAST else "")
             cells = [name, str(c.step), "" if c.val_loss is None else f"{c.val_loss:.4f}",
                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.time)), human_bytes(c.size)]
             for j, text in enumerate(cells):

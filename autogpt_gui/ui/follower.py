@@ -8,66 +8,31 @@ process reads between steps. Closing the window stops only the following, never 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import asdict
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QTimer
 
 from autogpt_gui.engine.run.checkpoints import CheckpointFolder
 from autogpt_gui.engine.run.control import send
+from autogpt_gui.engine.run.jsonl import JsonlTail
+from autogpt_gui.engine.run.status import RunStarted
 from autogpt_gui.engine.train.events import ENDED
+from autogpt_gui.ui.run_signals import RunSignals
 
 POLL_MS = 400
 
 
-class _Tail:
-    """New complete lines of a growing file since the last read (a line being written waits)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.partial = path, 0, b""
-
-    def lines(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return []
-        self.offset += len(data)
-        *complete, self.partial = (self.partial + data).split(b"\n")
-        out = []
-        for raw in complete:
-            try:
-                out.append(json.loads(raw))
-            except ValueError:
-                continue
-        return out
-
-
-class RunFollower(QObject):
+class RunFollower(RunSignals):
     """Duck-types TrainingWorker for the window: its signals, request(), generate() and cfg."""
 
     follows = True  # the window must not stop this run when it closes
-    started = Signal(dict)
-    stepped = Signal(list)
-    evaluated = Signal(dict)
-    checkpoint_saved = Signal(dict)
-    sampled = Signal(dict)
-    marked = Signal(dict)
-    logged = Signal(str)
-    state_changed = Signal(dict)
-    finished = Signal(dict)
-    errored = Signal(str, str)
-    data_progressed = Signal(str, float)
-    text_generated = Signal(str)
-    generation_done = Signal(str)
 
     def __init__(self, run, parent=None, process=None):
         super().__init__(parent)
         self.run, self.run_path, self.cfg = run, str(run.path), run.config()
         self.process = process  # the torchrun group this window started, if it did
         self.trainer = None
-        self._metrics, self._samples = _Tail(run.path / "metrics.jsonl"), _Tail(run.path / "samples.jsonl")
+        self._metrics, self._samples = JsonlTail(run.files.metrics), JsonlTail(run.files.samples)
         self._state: str | None = None
         self._checkpoints: set[str] = set()
         self._timer = QTimer(self, interval=POLL_MS)
@@ -76,12 +41,7 @@ class RunFollower(QObject):
     def start(self) -> None:
         """Announce the run as the window's, replay what it has logged so far, then follow it."""
         st = self.run.read_status()
-        self.started.emit({
-            "run_path": self.run_path, "run_id": self.run.id, "device": st.get("host", "another process"),
-            "precision": st.get("precision"), "precision_reason": "chosen by the training process",
-            "params": 0, "max_steps": st.get("max_steps"), "step": st.get("step", 0), "epoch": 0, "tokens_seen": 0,
-            "train_tokens": 0, "val_tokens": 0, "vocab_size": None, "source": "followed run folder",
-            "tokens_per_step": 0, "resumed": False, "follows": True})
+        self.started.emit(asdict(RunStarted.followed(self.run.path)))
         self.logged.emit(f"following {self.run.id} (pid {st.get('pid')} on {st.get('host')}) through its run folder")
         self.poll()
         self._timer.start()
@@ -97,7 +57,7 @@ class RunFollower(QObject):
 
     def poll(self) -> None:
         steps = []
-        for rec in self._metrics.lines():
+        for rec in self._metrics.records():
             kind = rec.pop("type", None)
             if kind == "step":
                 steps.append(rec)
@@ -107,7 +67,7 @@ class RunFollower(QObject):
                 self.marked.emit(rec)
         if steps:
             self.stepped.emit(steps)
-        for rec in self._samples.lines():
+        for rec in self._samples.records():
             self.sampled.emit(rec)
         for c in CheckpointFolder(self.run.checkpoints_dir).list() if self.run.checkpoints_dir.exists() else []:
             if c.path not in self._checkpoints:

@@ -136,7 +136,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self.data.cancel_requested.connect(lambda: self.background.cancel("tokenize"))
         self.runs.open_requested.connect(self.open_run)
         self.runs.follow_requested.connect(self.follow)
-        self.runs.resume_requested.connect(lambda p: self.resume_from(str(Path(p) / "checkpoints" / "last.pt")))
+        self.runs.resume_requested.connect(lambda p: self.resume_from(str(Run(p).files.last)))
         self.runs.overlays_changed.connect(self.charts.set_overlays)
         self.error_banner.action.hide()
         self.resume_banner.action.clicked.connect(self._resume_interrupted)
@@ -253,7 +253,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         if self.worker is None and self.run_path and Run(self.run_path).has_checkpoint():
             run = Run(self.run_path)
             self._show_run_history(run)
-            self._launch(workers.TrainingWorker(run.config(), str(run.path), str(run.checkpoints_dir / "last.pt"),
+            self._launch(workers.TrainingWorker(run.config(), str(run.path), str(run.files.last),
                                                 extend=steps))
 
     def follow(self, path: str, process=None) -> None:
@@ -417,7 +417,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
     def _resume_interrupted(self) -> None:
         run = Run(self._interrupted)
         if run.has_checkpoint():
-            self.resume_from(str(run.checkpoints_dir / "last.pt"))
+            self.resume_from(str(run.files.last))
             return
         try:
             cfg = run.config()

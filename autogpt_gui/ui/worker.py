@@ -18,6 +18,7 @@ import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from autogpt_gui.errors import AutoGPTError, Cancelled
+from autogpt_gui.ui.run_signals import RunSignals
 
 log = logging.getLogger("autogpt_gui")
 EMIT_INTERVAL = 1 / 10  # coalesced: at most 10 signals a second, however fast steps come
@@ -25,12 +26,14 @@ EMIT_INTERVAL = 1 / 10  # coalesced: at most 10 signals a second, however fast s
 
 def _describe(err: BaseException) -> tuple[str, str]:
     """(message, field) for the window: our errors as they are, others in one plain sentence."""
+    from autogpt_gui.engine.run.status import describe_failure
+
     if isinstance(err, AutoGPTError):
-        return str(err.message if not hasattr(err, "problems") else err), err.field or ""
+        return describe_failure(err), err.field or ""
     if isinstance(err, MemoryError):
-        return "the computer ran out of memory; use a smaller model, batch or context", "train.batch_size"
+        return describe_failure(err), "train.batch_size"
     log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(err)))
-    return f"unexpected error: {type(err).__name__}: {err}", ""
+    return describe_failure(err), ""
 
 
 class Task(QObject):
@@ -68,30 +71,16 @@ class Task(QObject):
             self.done.emit()
 
 
-class TrainingWorker(QObject):
+class TrainingWorker(RunSignals):
     """Builds a session from a RunConfig (or resumes a checkpoint) and trains it in its thread."""
 
-    data_progressed = Signal(str, float)
-    started = Signal(dict)
-    stepped = Signal(list)
-    evaluated = Signal(dict)
-    checkpoint_saved = Signal(dict)
-    sampled = Signal(dict)
-    marked = Signal(dict)  # engine.events.Marker as a dict: edits, rollbacks, early stop, ...
     oom_offered = Signal(dict)  # on_oom = "ask": the step did not fit; answer_oom(True) halves the micro-batch
-    logged = Signal(str)
-    state_changed = Signal(dict)  # engine.events.RunState as a dict: the one source of the run's state
-    finished = Signal(dict)
-    errored = Signal(str, str)
-    text_generated = Signal(str)
-    generation_done = Signal(str)
     done = Signal()
 
     def __init__(self, cfg, run_path: str | None = None, resume_from: str | None = None, extend: int = 0):
         super().__init__()
         self.cfg, self.run_path, self.resume_from, self.extend = cfg, run_path, resume_from, extend
         self.trainer = None
-        self.run_folder = None  # the Run once there is one (not `self.run`: that is the thread's slot)
         self._cancel = threading.Event()
         self._stop_reason: str | None = None
         self._lock = threading.Lock()
@@ -153,14 +142,7 @@ class TrainingWorker(QObject):
             message, field = _describe(err)
             self.errored.emit(message, field)
             info = {**info, "reason": message, "step": self.trainer.step if self.trainer else 0}
-            from autogpt_gui.engine.run.control import RunLocked
-
-            if not isinstance(err, RunLocked):  # a locked run is another process's to write
-                self._mark_failed(message)
         finally:
-            run = self.run_folder
-            if run is not None:
-                run.lock.release()  # the run has ended (or never started): the folder is free again
             self._flush()
             self.finished.emit(info)
             self.done.emit()
@@ -168,17 +150,23 @@ class TrainingWorker(QObject):
     def _train(self) -> dict:
         from autogpt_gui import paths
         from autogpt_gui.engine.run.runs import Run
-        from autogpt_gui.engine.session import build_session
 
         run = Run(self.run_path) if self.run_path else Run.create(self.cfg, paths.runs_dir())
         self.run_path = str(run.path)
-        run.lock.acquire()  # refused, naming the holder, if another process trains this run
-        self.run_folder = run
-        if self.run_path and self.resume_from:
-            self.cfg.save(run.path / "config.toml")
+        with run.writing():  # refused, naming the holder, if another process trains this run
+            if self.resume_from:
+                self.cfg.save(run.files.config)
+            return self._train_in(run)
+
+    def _train_in(self, run) -> dict:
+        from autogpt_gui.engine.run.jsonl import JsonlTail
+        from autogpt_gui.engine.run.status import RunStarted
+        from autogpt_gui.engine.session import build_session
+
+        announced = JsonlTail(run.files.metrics, at_end=True)
         session = build_session(self.cfg, run, self.resume_from, progress=self.data_progressed.emit,
-                                cancelled=self._cancel.is_set)
-        self.tokenizer = session.tokenizer
+                                cancelled=self._cancel.is_set, extend=self.extend)
+        self.tokenizer, self.cfg = session.tokenizer, session.config
         tr = session.trainer
         for event, fn in (("step", self._on_step), ("eval", self._on_eval), ("checkpoint", self._on_checkpoint),
                           ("sample", self._on_sample), ("log", self._on_log), ("state", self._on_state),
@@ -187,35 +175,20 @@ class TrainingWorker(QObject):
         if self.cfg.train.on_oom == "ask" and "oom" in tr.extensions:
             tr.extensions["oom"].ask = self._ask_oom
         self.trainer = tr
-        resumed = [m for m in run.read_markers()[-1:] if m["kind"] == "resumed"] if self.resume_from else []
-        for m in resumed:  # announced while the checkpoint loaded, before these listeners: the run folder has it
-            self.marked.emit(m)
-        if self.extend:  # more steps for a finished run; its schedule goes on from where it is
-            tr.extensions["edits"].extend(tr, self.extend)
-            self.cfg = tr.extensions["edits"].cfg
-            self.cfg.save(run.path / "config.toml")
+        for rec in announced.records():  # markers of the build (resumed, extend), before these listeners
+            if rec.pop("type", None) == "marker":
+                self.marked.emit(rec)
         if self._cancel.is_set():
             tr.request("stop", self._stop_reason)
         tr.prepare()  # precision is chosen now, so "started" can say what it chose
-        self.started.emit({
-            "run_path": self.run_path, "run_id": run.id, "device": str(tr.device), "precision": tr.precision,
-            "precision_reason": tr.precision_reason, "params": session.model.num_params(),
-            "max_steps": tr.max_steps, "step": tr.step, "epoch": tr.epoch, "tokens_seen": tr.tokens_seen,
-            "train_tokens": len(session.data.train), "val_tokens": len(session.data.val),
-            "vocab_size": session.tokenizer.vocab_size, "source": session.data.source_label,
-            "tokens_per_step": self.cfg.train.batch_size * self.cfg.model.block_size * self.cfg.train.grad_accum,
-            "resumed": bool(self.resume_from)})
+        self.started.emit(asdict(RunStarted(
+            self.run_path, run.id, str(tr.device), tr.precision, tr.precision_reason, session.model.num_params(),
+            tr.max_steps, tr.step, tr.epoch, tr.tokens_seen, len(session.data.train), len(session.data.val),
+            session.tokenizer.vocab_size, session.data.source_label,
+            self.cfg.train.batch_size * self.cfg.model.block_size * self.cfg.train.grad_accum,
+            bool(self.resume_from))))
         result = tr.train()
         return {**asdict(result), "run_path": self.run_path}
-
-    def _mark_failed(self, message: str) -> None:
-        run = self.run_folder
-        if run is not None:
-            tr = self.trainer
-            if tr is not None and tr.state == "failed":
-                return  # the trainer announced it; the run folder recorded it
-            run.write_status("failed", tr.step if tr else 0, tr.max_steps if tr else None,
-                             tr.best_val_loss if tr and tr.best_val_loss != float("inf") else None, message)
 
     # ---- listeners (training thread) -----------------------------------------------------------
     def _on_step(self, m) -> None:

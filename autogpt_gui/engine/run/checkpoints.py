@@ -5,7 +5,6 @@ torch has loaded.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autogpt_gui.engine.files import fsync_dir, load_tensors_safely, temp_path
+from autogpt_gui.engine.run.disk import disk_full, is_disk_full, writing_into
+from autogpt_gui.engine.run.layout import BEST, LAST
 from autogpt_gui.errors import CheckpointError
 
 FORMAT = "autogpt-gui-checkpoint"
@@ -53,10 +54,9 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
         fsync_dir(path.parent)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full(path.parent, f"the checkpoint {path.name}") from None
         if isinstance(err, OSError):
-            if err.errno == errno.ENOSPC:
-                raise CheckpointError(f"disk full while saving {path.name}; the previous checkpoint is kept. "
-                                      "Free some space and save again", "checkpoint") from None
             raise CheckpointError(f"could not save {path}: {err.strerror or err}", "checkpoint") from None
         if isinstance(err, RuntimeError) and "write" in str(err).lower():
             raise CheckpointError(f"could not save {path} ({err}); the previous checkpoint is kept",
@@ -73,7 +73,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     except OSError:
         import shutil
 
-        shutil.copyfile(src, tmp)
+        try:
+            shutil.copyfile(src, tmp)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, dst)
 
 
@@ -108,21 +112,29 @@ class CheckpointFolder:
 
     def _write_index(self, index: dict) -> None:
         tmp = temp_path(self.index_path)
-        tmp.write_text(json.dumps(index, indent=1))
-        os.replace(tmp, self.index_path)
+        try:
+            tmp.write_text(json.dumps(index, indent=1))
+            os.replace(tmp, self.index_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def save(self, payload: dict, step: int, val_loss: float | None, is_best: bool, kind: str = "step") -> Path:
         """Save a step checkpoint, update last (and best), and prune old step files."""
         path = self.folder / f"step-{step:08d}.pt"
         save_checkpoint(payload, path)
+        with writing_into(self.folder, "the checkpoints' index"):
+            return self._record(path, step, val_loss, is_best, kind)
+
+    def _record(self, path: Path, step: int, val_loss: float | None, is_best: bool, kind: str) -> Path:
         index = self._read_index()
         entry = {"step": step, "val_loss": val_loss, "time": time.time(), "kind": kind}
         index[path.name] = entry
-        _link_or_copy(path, self.folder / "last.pt")
-        index["last.pt"] = {**entry, "kind": "last"}
+        _link_or_copy(path, self.folder / LAST)
+        index[LAST] = {**entry, "kind": "last"}
         if is_best:
-            _link_or_copy(path, self.folder / "best.pt")
-            index["best.pt"] = {**entry, "kind": "best"}
+            _link_or_copy(path, self.folder / BEST)
+            index[BEST] = {**entry, "kind": "best"}
         self._prune(index)
         self._write_index(index)
         return path
@@ -142,14 +154,14 @@ class CheckpointFolder:
     def list(self) -> list[CheckpointInfo]:
         """Checkpoints on disk, newest step first; best.pt flagged."""
         index = self._read_index()
-        best = index.get("best.pt", {}).get("step")
+        best = index.get(BEST, {}).get("step")
         out = []
         for p in self.folder.glob("*.pt"):
             meta = index.get(p.name, {})
             st = p.stat()
             step = meta.get("step", _step_of(p.name))
             out.append(CheckpointInfo(str(p), step, meta.get("val_loss"), meta.get("time", st.st_mtime),
-                                      st.st_size, meta.get("kind", "step"), p.name == "best.pt" or
+                                      st.st_size, meta.get("kind", "step"), p.name == BEST or
                                       (best is not None and step == best)))
         order = {"last": 0, "best": 1}
         return sorted(out, key=lambda c: (-c.step, order.get(c.kind, 2)))

@@ -2,23 +2,27 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.engine.files import check_regular_file, pid_alive, remove_stale_temp_files
+from autogpt_gui.engine.run import recorder
 from autogpt_gui.engine.run.checkpoints import CheckpointFolder
-from autogpt_gui.engine.run.control import RunLock
-from autogpt_gui.engine.train.events import ENDED
-from autogpt_gui.errors import AutoGPTError
+from autogpt_gui.engine.run.jsonl import read_records
+from autogpt_gui.engine.run.layout import CHECKPOINTS, RunLayout, is_run_folder
+from autogpt_gui.engine.run.lock import RunLock
+from autogpt_gui.engine.run.status import Status, describe_failure, read_status, write_status
+from autogpt_gui.errors import AutoGPTError, Cancelled
 
 LIVE = ("idle", "running", "pausing", "paused", "stopping")  # states of a run whose process is at work
-FLUSH_SECONDS = 1.0  # a step reaches metrics.jsonl within this long, for anyone following the folder
+FLUSH_SECONDS = recorder.FLUSH_SECONDS
 
 
 @dataclass
@@ -45,8 +49,13 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.checkpoints_dir = self.path / "checkpoints"
+        self.files = RunLayout(self.path)
+        self.checkpoints_dir = self.files.checkpoints
         self.lock = RunLock(self.path)
+        self._writers = 0  # blocks inside writing() now
+        self._recording = False  # a trainer records into this folder and has not ended
+        self._ended = False  # ...and it announced its end (status.json has it)
+        self._guard = threading.Lock()
 
     @classmethod
     def create(cls, cfg: RunConfig, root: Path) -> Run:
@@ -59,8 +68,19 @@ class Run:
             path = root / f"{stamp}-{slug or 'run'}-{n}"
         path.mkdir(parents=True)
         run = cls(path)
-        cfg.save(run.path / "config.toml")
+        cfg.save(run.files.config)
         run.write_status("new", 0, cfg.train.max_steps or None, None)
+        return run
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig, folder: str | Path) -> Run:
+        """A run folder for cfg at `folder` (new or empty), as a run has it before its first step."""
+        folder = Path(folder)
+        if folder.exists() and any(folder.iterdir()):
+            raise AutoGPTError(f"{folder} is not empty; choose a new folder for --out", "--out")
+        folder.mkdir(parents=True, exist_ok=True)
+        run = cls(folder)
+        cfg.save(run.files.config)
         return run
 
     @property
@@ -68,27 +88,52 @@ class Run:
         return self.path.name
 
     def config(self) -> RunConfig:
-        return RunConfig.load(self.path / "config.toml")
+        return RunConfig.load(self.files.config)
 
     def checkpoint_folder(self, keep_last: int = 3) -> CheckpointFolder:
         return CheckpointFolder(self.checkpoints_dir, keep_last)
 
     # ---- status ------------------------------------------------------------------------------
     def read_status(self) -> dict:
-        try:
-            return json.loads((self.path / "status.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        """status.json as a dict ({} before there is one)."""
+        return read_status(self.path)
 
     def write_status(self, status: str, step: int, max_steps: int | None, best: float | None, reason: str = "",
                      precision: str | None = None, accuracy: float | None = None) -> None:
         """status.json, replaced atomically (a temp file per writer, then a rename)."""
-        data = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "step": step, "max_steps": max_steps,
-                "best_val_loss": best, "reason": reason, "precision": precision, "accuracy": accuracy,
-                "ranks": int(os.environ.get("WORLD_SIZE", 1)), "updated": time.time()}  # torchrun's job size
-        tmp = self.path / f".status.json.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path / "status.json")
+        write_status(self.path, Status(status, step, max_steps, best, reason, precision, accuracy))
+
+    # ---- who writes the folder ---------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[Run]:
+        """Hold the folder's lock for the block (refused, naming the holder, if another process writes it).
+        It goes when the outermost block ends, or, while a trainer records here, when that run ends; a failure
+        in the block is recorded in status.json as the run's end."""
+        self.lock.acquire()
+        with self._guard:
+            self._writers += 1
+        try:
+            yield self
+        except BaseException as err:
+            if not isinstance(err, Cancelled) and not self._ended:
+                self._record_failure(describe_failure(err))
+            self._recording = False
+            raise
+        finally:
+            with self._guard:
+                self._writers -= 1
+            self._release_if_free()
+
+    def _release_if_free(self) -> None:
+        with self._guard:
+            free = self._writers == 0 and not self._recording
+        if free:
+            self.lock.release()
+
+    def _record_failure(self, reason: str) -> None:
+        st = self.read_status()
+        self.write_status("failed", int(st.get("step", 0)), st.get("max_steps"), st.get("best_val_loss"), reason,
+                          st.get("precision"), st.get("accuracy"))
 
     def summary(self) -> RunSummary:
         """The run as the runs list shows it; a live state whose process is gone reads "interrupted"."""
@@ -104,7 +149,7 @@ class Run:
         except Exception:  # a damaged config still lists the run
             name = self.id
         fork = self.branch() or {}
-        return RunSummary(self.id, str(self.path), name, (self.path / "config.toml").stat().st_mtime,
+        return RunSummary(self.id, str(self.path), name, self.files.config.stat().st_mtime,
                           int(st.get("step", 0)), st.get("max_steps"), st.get("best_val_loss"), status,
                           st.get("reason", ""), st.get("precision"), st.get("accuracy"), fork.get("parent_id"),
                           fork.get("step"))
@@ -115,111 +160,51 @@ class Run:
 
     def write_branch(self, parent: Run, checkpoint: Path, step: int) -> None:
         """Record that this run starts from `parent`'s checkpoint of `step` (a branch)."""
-        (self.path / "branch.json").write_text(json.dumps({
+        self.files.branch.write_text(json.dumps({
             "parent": str(parent.path), "parent_id": parent.id, "step": step, "checkpoint": str(checkpoint)}),
             encoding="utf-8")
 
     def branch(self) -> dict | None:
         """{"parent", "parent_id", "step", "checkpoint"} when this run was branched from another, else None."""
         try:
-            data = json.loads((self.path / "branch.json").read_text(encoding="utf-8"))
+            data = json.loads(self.files.branch.read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else None
         except (OSError, ValueError):
             return None
 
     def has_checkpoint(self) -> bool:
-        return (self.checkpoints_dir / "last.pt").is_file()
+        return self.files.last.is_file()
 
     def reset(self) -> None:
         """Forget a run that never saved a checkpoint, keeping its folder and configuration: it starts again."""
         self.remove_stale_files()
-        for name in ("metrics.jsonl", "samples.jsonl"):
-            (self.path / name).unlink(missing_ok=True)
+        for path in (self.files.metrics, self.files.samples):
+            path.unlink(missing_ok=True)
         self.write_status("new", 0, None, None, "started again from step 0")
 
     # ---- recording a trainer -------------------------------------------------------------
     def attach(self, trainer) -> None:
         """Append the trainer's steps, evals and samples to this folder; keep status.json current."""
-        pending: list[str] = []  # step lines, written at least once a second: no file is held open between
-        guard = threading.Lock()  # state changes announced from the GUI thread flush too
-        flushed = [time.monotonic()]
+        self._recording, self._ended = True, False
 
-        def flush():
-            with guard:
-                flushed[0] = time.monotonic()
-                if pending:
-                    with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                        fh.writelines(pending)
-                    pending.clear()
+        def on_end(state: str) -> None:
+            self._recording, self._ended = False, True
+            self._release_if_free()
 
-        samples_path = self.path / "samples.jsonl"
-
-        def best():
-            b = trainer.best_val_loss
-            return b if b != float("inf") else None
-
-        def on_step(m):
-            with guard:
-                pending.append(json.dumps({"type": "step", **asdict(m)}) + "\n")
-            if len(pending) >= 200 or time.monotonic() - flushed[0] >= FLUSH_SECONDS:
-                flush()
-
-        last = {"accuracy": None}
-
-        def status(state: str, reason: str = "") -> None:
-            self.write_status(state, trainer.step, trainer.max_steps, best(), reason, trainer.precision,
-                              last["accuracy"])
-
-        def on_eval(m):
-            last["accuracy"] = m.accuracy
-            pending.append(json.dumps({"type": "eval", **asdict(m)}) + "\n")
-            flush()
-            status(trainer.state)
-
-        def on_sample(s):
-            with open(samples_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
-
-        def on_marker(m):
-            with guard:
-                pending.append(json.dumps({"type": "marker", **asdict(m)}) + "\n")
-            flush()
-
-        def on_checkpoint(c):
-            flush()
-            status(trainer.state)
-
-        def on_state(s):
-            flush()
-            status(s.state, s.reason)
-            if s.state in ENDED:
-                self.lock.release()
-
-        for event, fn in (("step", on_step), ("eval", on_eval), ("sample", on_sample),
-                          ("checkpoint", on_checkpoint), ("state", on_state), ("marker", on_marker)):
-            trainer.on(event, fn)
+        recorder.record(self.files, trainer, lambda st: write_status(self.path, st), on_end)
         self.remove_stale_files()
-        status(trainer.state)
 
     def read_metrics(self) -> tuple[list[dict], list[dict]]:
         """(step records, eval records) from metrics.jsonl; a torn last line is skipped."""
         steps: list[dict] = []
         evals: list[dict] = []
-        try:
-            with open(self.path / "metrics.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue
-                    if rec.get("type") == "step" and steps and rec["step"] <= steps[-1]["step"]:
-                        # a resumed run rewrites the steps after its checkpoint: keep the newer ones
-                        steps = [s for s in steps if s["step"] < rec["step"]]
-                        evals = [e for e in evals if e["step"] < rec["step"]]
-                    if rec.get("type") in ("step", "eval"):
-                        (steps if rec["type"] == "step" else evals).append(rec)
-        except OSError:
-            pass
+        for rec in read_records(self.files.metrics):
+            if rec.get("type") == "step" and steps and rec["step"] <= steps[-1]["step"]:
+                # a resumed run rewrites the steps after its checkpoint: keep the newer ones
+                steps = [s for s in steps if s["step"] < rec["step"]]
+                evals = [e for e in evals if e["step"] < rec["step"]]
+            if rec.get("type") in ("step", "eval"):
+                (steps if rec["type"] == "step" else evals).append(rec)
         return steps, evals
 
     def edited_config(self) -> RunConfig:
@@ -236,34 +221,16 @@ class Run:
     def read_markers(self) -> list[dict]:
         """The Marker records of metrics.jsonl (edits, rollbacks, early stop, pauses, resumes), in order."""
         out: list[dict] = []
-        try:
-            with open(self.path / "metrics.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    if '"marker"' in line:
-                        try:
-                            rec = json.loads(line)
-                        except ValueError:
-                            continue
-                        if rec.get("type") == "marker":
-                            if rec.get("kind") == "resumed":  # what the old run did after that checkpoint is gone
-                                out = [m for m in out if m["step"] <= rec["step"]]
-                            out.append(rec)
-        except OSError:
-            pass
+        for rec in read_records(self.files.metrics):
+            if rec.get("type") == "marker":
+                if rec.get("kind") == "resumed":  # what the old run did after that checkpoint is gone
+                    out = [m for m in out if m["step"] <= rec["step"]]
+                out.append(rec)
         return out
 
     def read_samples(self) -> list[dict]:
-        out = []
-        try:
-            with open(self.path / "samples.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        continue
-        except OSError:
-            pass
-        return out
+        """The samples the run generated, in order."""
+        return read_records(self.files.samples)
 
 
 def locate_resume(target: str | Path) -> tuple[Run, Path | None]:
@@ -272,14 +239,14 @@ def locate_resume(target: str | Path) -> tuple[Run, Path | None]:
     path = Path(target).expanduser()
     if path.is_dir():
         run = Run(path)
-        if not (path / "config.toml").is_file():
+        if not run.files.config.is_file():
             raise AutoGPTError(f"{path} is not a run folder (it has no config.toml); give a run folder or a "
                                "checkpoint file", "run")
         run.remove_stale_files()
-        return run, (run.checkpoints_dir / "last.pt" if run.has_checkpoint() else None)
+        return run, (run.files.last if run.has_checkpoint() else None)
     check_regular_file(path, "run")
     real = path.resolve()
-    if real.parent.name != "checkpoints" or not (real.parent.parent / "config.toml").is_file():
+    if real.parent.name != CHECKPOINTS or not is_run_folder(real.parent.parent):
         raise AutoGPTError(f"{path} is not inside a run's checkpoints folder, so its configuration cannot be "
                            "found; give the run folder, or a file in RUN/checkpoints/", "run")
     run = Run(real.parent.parent)
@@ -292,6 +259,6 @@ def list_runs(root: Path) -> list[RunSummary]:
     out = []
     if root.is_dir():
         for p in root.iterdir():
-            if (p / "config.toml").exists():
+            if is_run_folder(p):
                 out.append(Run(p).summary())
     return sorted(out, key=lambda r: r.id, reverse=True)
