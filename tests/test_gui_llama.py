@@ -44,6 +44,9 @@ def tiny_llama(tmp_path_factory, shakespeare):
 
 def _shot(widget, tmp_path, name: str) -> None:
     """Save what the widget shows (for a person to look at, where AUTOGPT_SCREENSHOTS names a folder)."""
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the layouts settle on the rows just shown or hidden, as the user would see them
     where = os.environ.get("AUTOGPT_SCREENSHOTS") or str(tmp_path)
     assert widget.grab().save(f"{where}/{name}")
 
