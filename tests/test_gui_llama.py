@@ -56,7 +56,8 @@ def _shown(panel, key: str) -> bool:
     return form.isRowVisible(cell)
 
 
-def test_a_llama_preset_sets_the_block_kind_and_the_form_shows_only_that_kinds_fields(make_window, tmp_path):
+def test_a_llama_preset_sets_the_block_kind_and_the_form_shows_only_that_kinds_fields(make_window, tmp_path,
+                                                                                      tiny_gpt2):
     w = make_window(["data.source='shakespeare'"])
     panel = w.config_panel
     assert panel.editors["model.arch"].currentData() == "gpt2"
@@ -84,6 +85,13 @@ def test_a_llama_preset_sets_the_block_kind_and_the_form_shows_only_that_kinds_f
     m = panel.config().model
     assert (m.arch, m.n_kv_head, m.intermediate_size) == ("gpt2", 0, 0)
     assert _shown(panel, "model.bias") and not _shown(panel, "model.n_kv_head")
+
+    preset.setCurrentIndex(preset.findData("llama-micro"))  # a GPT-2 taken in over a llama shape is of the gpt2 kind
+    init = panel.editors["model.init"]
+    init.line.setText(str(tiny_gpt2))
+    init.line.editingFinished.emit()
+    m = panel.config().model
+    assert (m.arch, m.n_embd, m.n_kv_head, m.intermediate_size, m.bias) == ("gpt2", 64, 0, 0, True)
 
 
 def test_the_window_takes_a_llama_folder_fine_tunes_it_with_lora_compares_and_exports(

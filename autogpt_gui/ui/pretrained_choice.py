@@ -31,13 +31,15 @@ def take_pretrained(cfg: RunConfig) -> None:
             shape = shape_of(read_config(folder), folder.name)
         except ConfigError:
             shape = {}  # validate() marks the field with what is wrong
+    fresh = RunConfig().model
+    # what the model taken in does not set is a fresh model's (a GPT-2 sets none of the llama fields)
+    brought = {key: getattr(fresh, key) for key in BROUGHT if key != "finetune"}
     if cfg.model.init:
-        cfg.model = replace(cfg.model, preset="custom", **shape)
+        cfg.model = replace(cfg.model, preset="custom", **{**brought, **shape})
         cfg.data = replace(cfg.data, tokenizer="auto")
         cfg.model.block_size = min(cfg.model.block_size, shape.get("n_positions", cfg.model.block_size))
     else:
-        fresh = RunConfig().model
-        cfg.model = replace(cfg.model, **{key: getattr(fresh, key) for key in BROUGHT})
+        cfg.model = replace(cfg.model, **brought, finetune=fresh.finetune)
         if cfg.data.tokenizer == "model":
             cfg.data = replace(cfg.data, tokenizer="auto")
 
