@@ -4,7 +4,7 @@ The two train in turn, a round of steps each (A B A B ...), so a change in the m
 Each one's clock counts its training steps only (not evaluations or checkpoints). Prints the validation loss
 of each after the same steps, and the best each had reached by the wall time the faster one took.
 
-    python benchmarks/arch.py [--steps 1000] [--round 50] [--smoke]
+    python benchmarks/arch.py [--steps 1000] [--round 50] [--flush-denormal] [--smoke]
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+
+import torch
 
 from autogpt_gui.config import RunConfig
 from autogpt_gui.engine.session import build_session
@@ -126,7 +128,11 @@ def main() -> int:
     ap.add_argument("--round", type=int, default=50, help="steps each trains before handing over")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--smoke", action="store_true", help="20 steps each, in seconds (the test suite runs it)")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="treat denormal floats as zero (to tell a slow phase of denormal arithmetic from load)")
     args = ap.parse_args()
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     t0 = time.perf_counter()
     report(run(args))
     print(f"total wall time {time.perf_counter() - t0:.1f}s")
