@@ -14,7 +14,7 @@ import tomllib
 
 from autogpt_gui.errors import ConfigError
 from autogpt_gui.pretrained import architecture_problems, pretrained_problems
-from autogpt_gui.settings import PRESETS, SETTINGS, choices_of
+from autogpt_gui.settings import LLAMA_PRESETS, PRESETS, SETTINGS, choices_of
 
 SOURCES = choices_of("data.source")
 TOKENIZERS = choices_of("data.tokenizer")
@@ -249,11 +249,22 @@ SECTIONS = ("model", "data", "optim", "train")
 
 
 def apply_preset(model: ModelConfig, name: str, problems: list[tuple[str, str]]) -> ModelConfig:
+    """model with the preset's shape and block kind; an unknown name is added to problems."""
     if name not in PRESETS:
         problems.append(("model.preset", f"unknown preset '{name}'; choose one of {', '.join(PRESETS)} or custom"))
         return model
     n_layer, n_head, n_embd, block_size = PRESETS[name]
-    return replace(model, preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
+    fresh = ModelConfig()
+    kind = {key: getattr(fresh, key) for key in PRESET_KIND_KEYS}  # a preset's block kind starts from defaults
+    if name in LLAMA_PRESETS:
+        kind.update(arch="llama", **LLAMA_PRESETS[name])
+    return replace(model, preset=name, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                   **kind)
+
+
+# what choosing a preset sets besides the shape: the block kind and the llama kind's designer fields
+PRESET_KIND_KEYS = ("arch", "model_type", "n_kv_head", "head_dim", "intermediate_size", "rope_theta", "qk_norm",
+                    "tie_word_embeddings")
 
 
 _TYPES = {"int": "int", "float": "float", "sci": "float", "bool": "bool"}  # the rest are text

@@ -15,6 +15,17 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "mini": (6, 6, 384, 256),  # 10.7M: nanoGPT's Shakespeare character model
     "small": (8, 8, 512, 512),  # 25M
     "gpt2": (12, 12, 768, 1024),  # 85M + embeddings: GPT-2 small
+    "llama-nano": (3, 4, 64, 64),  # 0.15M: nano's size, the llama kind (2 KV heads, as below)
+    "llama-micro": (4, 4, 128, 64),  # 0.8M: micro's size, the llama kind
+    "llama-mini": (6, 6, 384, 256),  # 10.8M: mini's size, the llama kind
+    "smollm2-135m": (30, 9, 576, 2048),  # 106M + 28M embeddings: SmolLM2-135M's shape (its vocabulary: 49152)
+}
+# what a llama-kind preset sets beyond its shape; a preset missing here is of the gpt2 kind
+LLAMA_PRESETS: dict[str, dict[str, int | float | bool]] = {
+    "llama-nano": {"n_kv_head": 2, "intermediate_size": 192},
+    "llama-micro": {"n_kv_head": 2, "intermediate_size": 384},
+    "llama-mini": {"n_kv_head": 2, "intermediate_size": 1216},
+    "smollm2-135m": {"n_kv_head": 3, "intermediate_size": 1536, "tie_word_embeddings": True, "rope_theta": 100000.0},
 }
 
 # the form's group of each section, in the order the form shows them
@@ -45,6 +56,7 @@ class Setting:
     applies: str = "at start"  # when a change takes effect
     live_note: str = ""  # what a live change does, for the Steer tab
     shown: bool = True  # the form has a field for it (else derived, or for scripts)
+    arch: str = ""  # the block kind (model.arch) it applies to; "": both
 
     @property
     def section(self) -> str:
@@ -93,7 +105,8 @@ _TABLE = (
             "Hugging Face folder (config.json + model.safetensors) or a hub id such as gpt2, distilgpt2, "
             "gpt2-medium (downloaded once, where there is internet). Its shape and tokenizer come with it.", "path"),
     Setting("model.preset", "Size preset", "A ready-made model size; choosing one fills in layers, heads, width "
-            "and context.", "choice", choices=_same(*PRESETS, "custom")),
+            "and context (the llama-kind and SmolLM2 ones set the block kind too).", "choice",
+            choices=_same(*PRESETS, "custom")),
     Setting("model.n_layer", "Layers", "Transformer blocks stacked on each other: more learns more, slower.", "int",
             low=1, offer=(1, 96), refusal="must be at least {low}"),
     Setting("model.n_head", "Heads", "Attention heads per layer; must divide the width.", "int", low=1,
@@ -106,7 +119,7 @@ _TABLE = (
             "generalise (0 for speed).", "float", low=0, high=1, open_high=True, offer=(0, 0.9), step=0.05,
             refusal="must be at least {low:g} and below {high:g} (0.0-0.2 is usual)"),
     Setting("model.bias", "Bias terms", "Bias in linear layers and LayerNorms, as GPT-2 had. Off by default "
-            "(nanoGPT's choice): as good, and faster.", "bool"),
+            "(nanoGPT's choice): as good, and faster.", "bool", arch="gpt2"),
     Setting("model.finetune", "Fine-tuning", "For a pretrained model. LoRA trains low-rank adapters beside frozen "
             "weights: far less memory and tiny checkpoints; export folds them into the model.", "choice",
             choices=(("full", "Full: every weight trains"), ("lora", "LoRA: small adapters, base frozen"))),
@@ -123,49 +136,48 @@ _TABLE = (
     Setting("model.vocab_size", "Vocabulary", "Tokens the model knows; 0 takes it from the tokenizer.", "int",
             low=0, refusal="must be 0 (from the tokenizer) or a positive count", shown=False),
     Setting("model.activation", "Activation", "gelu (exact) or gelu_tanh (GPT-2's approximation).", "choice",
-            choices=_same("gelu", "gelu_tanh"), shown=False),
+            choices=_same("gelu", "gelu_tanh"), shown=False, arch="gpt2"),
     Setting("model.ln_eps", "LayerNorm epsilon", "Added to the variance in each LayerNorm.", "float", low=0,
             high=1, open_low=True, open_high=True, refusal="must be a small positive number (1e-5 is usual)",
-            shown=False),
+            shown=False, arch="gpt2"),
     Setting("model.n_positions", "Positions", "Learned positions; 0 means the context (a pretrained model may "
             "have more).", "int", shown=False),
     # ---- the llama block kind (RMSNorm, rotary positions, SwiGLU, grouped-query attention) -------------
     Setting("model.arch", "Block kind", "gpt2: LayerNorm, GELU, learned positions (GPT-2, 2019). llama: RMSNorm, "
             "rotary positions, SwiGLU, grouped-query attention (Llama, SmolLM, Qwen, Mistral): a lower loss for "
-            "the same compute.", "choice", choices=(("gpt2", "GPT-2 (2019)"), ("llama", "Llama (modern)")),
-            shown=False),
+            "the same compute.", "choice", choices=(("gpt2", "GPT-2 (2019)"), ("llama", "Llama (modern)"))),
     Setting("model.model_type", "Hugging Face type", "The model_type it came from and exports as (gpt2, llama, "
             "mistral, qwen2, qwen3); empty: the one its flags imply.", "text", shown=False),
     Setting("model.n_kv_head", "KV heads", "Key/value heads for grouped-query attention: fewer than the heads "
-            "saves the KV cache; 0 means as many as the heads.", "int", low=0, shown=False),
+            "saves the KV cache; 0 means as many as the heads.", "int", low=0, offer=(0, 64), arch="llama"),
     Setting("model.head_dim", "Head width", "Width of one attention head; 0 means width / heads (Qwen3 sets its "
-            "own).", "int", low=0, shown=False),
+            "own).", "int", low=0, offer=(0, 1024), arch="llama"),
     Setting("model.intermediate_size", "MLP width", "SwiGLU's hidden width; 0 means 8/3 of the width, rounded to "
-            "a multiple of 64.", "int", low=0, shown=False),
+            "a multiple of 64.", "int", low=0, offer=(0, 65536), arch="llama"),
     Setting("model.rms_norm_eps", "RMSNorm epsilon", "Added to the mean square in each RMSNorm.", "float",
-            shown=False),
+            shown=False, arch="llama"),
     Setting("model.rope_theta", "Rotary base", "Base of the rotary position frequencies (10000 is usual; Llama 3 "
-            "uses 500000).", "float", shown=False),
+            "uses 500000).", "float", offer=(1, 10**8), step=1000, arch="llama"),
     Setting("model.rope_scaling", "Rotary scaling", "Empty, or llama3: Llama 3.1's stretched low frequencies for "
-            "long contexts.", "text", shown=False),
+            "long contexts.", "text", shown=False, arch="llama"),
     Setting("model.rope_factor", "Rotary scaling factor", "llama3 scaling: how far the low frequencies are "
-            "stretched.", "float", shown=False),
+            "stretched.", "float", shown=False, arch="llama"),
     Setting("model.rope_low_freq_factor", "Rotary low-frequency factor", "llama3 scaling's low-frequency "
-            "boundary.", "float", shown=False),
+            "boundary.", "float", shown=False, arch="llama"),
     Setting("model.rope_high_freq_factor", "Rotary high-frequency factor", "llama3 scaling's high-frequency "
-            "boundary.", "float", shown=False),
+            "boundary.", "float", shown=False, arch="llama"),
     Setting("model.rope_original_max_position_embeddings", "Rotary original context", "llama3 scaling: the "
-            "context the model was first trained with.", "int", shown=False),
+            "context the model was first trained with.", "int", shown=False, arch="llama"),
     Setting("model.qk_norm", "Q/K norm", "RMSNorm on every head's queries and keys (Qwen3): steadier training at "
-            "high learning rates.", "bool", shown=False),
+            "high learning rates.", "bool", arch="llama"),
     Setting("model.attention_bias", "Attention biases", "Biases on the query, key, value and output layers "
-            "(Llama's flag).", "bool", shown=False),
+            "(Llama's flag).", "bool", shown=False, arch="llama"),
     Setting("model.qkv_bias", "Q/K/V biases", "Biases on the query, key and value layers only (Qwen2).", "bool",
-            shown=False),
+            shown=False, arch="llama"),
     Setting("model.tie_word_embeddings", "Tied embeddings", "The output layer reuses the token embedding: fewer "
-            "parameters (GPT-2 always ties).", "bool", shown=False),
+            "parameters (GPT-2 always ties).", "bool", arch="llama"),
     Setting("model.sliding_window", "Sliding window", "Each token sees at most this many tokens back (Mistral); "
-            "0 means the whole context.", "int", low=0, shown=False),
+            "0 means the whole context.", "int", low=0, shown=False, arch="llama"),
     Setting("model.bos_token_id", "Begin token", "The tokenizer's begin-of-text id; -1: none.", "int", shown=False),
     Setting("model.eos_token_ids", "End tokens", "Ids that end a generated text, separated by commas.", "text",
             shown=False),
@@ -288,3 +300,8 @@ def live_keys() -> tuple[str, ...]:
 def form_settings(section: str) -> tuple[Setting, ...]:
     """The settings the form shows for a section, in the order it shows them."""
     return tuple(s for s in _TABLE if s.section == section and s.shown)
+
+
+def applies_to(desc: Setting, arch: str) -> bool:
+    """Whether desc is a setting of the block kind arch (the form hides the other kind's)."""
+    return desc.arch in ("", arch)

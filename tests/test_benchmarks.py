@@ -19,6 +19,8 @@ FIGURES = {
     "precision_probe.py": [r"bf16 speedup \d+\.\d+x", r"auto chose \{'(fp32|bf16)': 1\}"],
     "ddp.py": [r"speed-up \d+\.\d+x, scaling efficiency \d+%"],
     "finetune.py": [r"ratio ours/theirs \d+\.\d+", r"peak memory  ours \d+ MB"],
+    "arch.py": [r"validation loss after 20 steps: micro \d+\.\d+, llama-micro \d+\.\d+",
+                r"best validation loss within \d+\.\d+s of training: micro \d+\.\d+"],
 }
 # two processes per contender (torchrun, Hugging Face's Trainer): a minute or more on a loaded machine
 SLOW = {"ddp.py", "finetune.py"}

@@ -261,7 +261,11 @@ def test_every_setting_of_the_form_round_trips_through_toml(qtbot, window, tmp_p
                                                  ("optim", OptimConfig), ("train", TrainConfig)) for f in fields(cls)}
     # derived (from the tokenizer, or from a pretrained model's config.json) or for scripts
     assert everything - keys <= {"model.vocab_size", "train.log_interval", "model.activation", "model.ln_eps",
-                                 "model.n_positions"}
+                                 "model.n_positions", "model.model_type", "model.rms_norm_eps", "model.rope_scaling",
+                                 "model.rope_factor", "model.rope_low_freq_factor", "model.rope_high_freq_factor",
+                                 "model.rope_original_max_position_embeddings", "model.attention_bias",
+                                 "model.qkv_bias", "model.sliding_window", "model.bos_token_id",
+                                 "model.eos_token_ids", "model.pad_token_id"}
     assert all(w.config_panel.editors[k].toolTip() for k in keys)
     w.config_panel.editors["train.batch_size"].setValue(7)
     w.config_panel.editors["optim.schedule"].setCurrentIndex(w.config_panel.editors["optim.schedule"].findData("wsd"))

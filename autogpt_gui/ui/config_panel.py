@@ -24,12 +24,15 @@ from PySide6.QtWidgets import (
 
 from autogpt_gui.config import RunConfig, apply_preset, set_field
 from autogpt_gui.estimates import memory_problems, system_memory
-from autogpt_gui.settings import GROUPS, Setting, form_settings
+from autogpt_gui.settings import GROUPS, SETTINGS, Setting, applies_to, form_settings
 from autogpt_gui.ui.form_summary import summary_html
 from autogpt_gui.ui.pretrained_choice import LOCKED, LORA_KEYS, automatic_text, take_pretrained
 from autogpt_gui.ui.setting_editors import PathEditor, make_editor, on_edit, read_editor, write_editor
 
-SHAPE_KEYS = ("model.n_layer", "model.n_head", "model.n_embd", "model.block_size")  # a change makes it "custom"
+# a change to one of these makes the preset "custom"
+SHAPE_KEYS = ("model.n_layer", "model.n_head", "model.n_embd", "model.block_size", "model.arch", "model.n_kv_head",
+              "model.head_dim", "model.intermediate_size", "model.rope_theta", "model.qk_norm",
+              "model.tie_word_embeddings")
 
 
 class ConfigPanel(QScrollArea):
@@ -244,6 +247,8 @@ class ConfigPanel(QScrollArea):
         self.editors["data.text_field"].setEnabled(source == "jsonl")
         self.editors["optim.decay_fraction"].setEnabled(cfg.optim.schedule == "wsd")
         self.editors["train.max_steps"].setEnabled(cfg.train.epochs == 0)
+        for key, (form, cell) in self.rows.items():  # the other block kind's fields are hidden
+            form.setRowVisible(cell, applies_to(SETTINGS[key], cfg.model.arch))
         self.editors["model.finetune"].setEnabled(pretrained)
         form, cell = self.rows["model.finetune"]
         form.setRowVisible(cell, pretrained)  # fine-tuning settings appear once there is a model to fine-tune

@@ -16,12 +16,23 @@ def summary_html(cfg: RunConfig, vocab: int | None, corpus_tokens: int | None) -
     lines = [f"<b>{human_count(est.params)}</b> parameters · about <b>{human_bytes(est.memory_bytes)}</b> "
              f"to train · <b>{est.tokens_per_step:,}</b> tokens per step"]
     if cfg.model.init:
+        lines.append(_pretrained_line(cfg, est.params))
         lines.append("Fine-tuning: " + _finetune_costs(cfg, vocab))
     if corpus_tokens:
         lines.append(_corpus_line(cfg, vocab, corpus_tokens, est.tokens_per_step))
     else:
         lines.append("<i>Corpus size and epochs appear once the data is tokenized (Data tab).</i>")
     return "<br>".join(lines)
+
+
+def _pretrained_line(cfg: RunConfig, params: int) -> str:
+    """What the model it starts from is: its Hugging Face type, size, KV heads and context."""
+    m = cfg.model
+    kind = m.model_type or m.arch
+    kv = m.n_kv_head or m.n_head
+    context = m.n_positions or m.block_size
+    return (f"Pretrained: <b>{kind}</b> · {human_count(params)} parameters · {m.n_layer} layers · "
+            f"<b>{kv}</b> KV heads of {m.n_head} · context <b>{context:,}</b> (trains on {m.block_size:,})")
 
 
 def _finetune_costs(cfg: RunConfig, vocab: int | None) -> str:

@@ -10,7 +10,15 @@ from autogpt_gui.pretrained import read_config, shape_of
 from autogpt_gui.settings import setting
 
 # what the form locks while a pretrained model decides it
-LOCKED = ("model.preset", "model.n_layer", "model.n_head", "model.n_embd", "model.bias", "data.tokenizer")
+LOCKED = ("model.preset", "model.n_layer", "model.n_head", "model.n_embd", "model.bias", "data.tokenizer", "model.arch",
+          "model.n_kv_head", "model.head_dim", "model.intermediate_size", "model.rope_theta", "model.qk_norm",
+          "model.tie_word_embeddings")
+# what a pretrained model brought that goes back to a fresh model's value once it is removed
+BROUGHT = ("n_positions", "vocab_size", "activation", "ln_eps", "finetune", "arch", "model_type", "n_kv_head",
+           "head_dim", "intermediate_size", "rms_norm_eps", "rope_theta", "rope_scaling", "rope_factor",
+           "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_max_position_embeddings", "qk_norm",
+           "attention_bias", "qkv_bias", "tie_word_embeddings", "sliding_window", "bos_token_id", "eos_token_ids",
+           "pad_token_id")
 LORA_KEYS = ("model.lora_rank", "model.lora_alpha", "model.lora_dropout", "model.lora_targets")
 
 
@@ -23,14 +31,15 @@ def take_pretrained(cfg: RunConfig) -> None:
             shape = shape_of(read_config(folder), folder.name)
         except ConfigError:
             shape = {}  # validate() marks the field with what is wrong
+    fresh = RunConfig().model
+    # what the model taken in does not set is a fresh model's (a GPT-2 sets none of the llama fields)
+    brought = {key: getattr(fresh, key) for key in BROUGHT if key != "finetune"}
     if cfg.model.init:
-        cfg.model = replace(cfg.model, preset="custom", **shape)
+        cfg.model = replace(cfg.model, preset="custom", **{**brought, **shape})
         cfg.data = replace(cfg.data, tokenizer="auto")
         cfg.model.block_size = min(cfg.model.block_size, shape.get("n_positions", cfg.model.block_size))
     else:
-        fresh = RunConfig().model
-        cfg.model = replace(cfg.model, n_positions=fresh.n_positions, vocab_size=fresh.vocab_size,
-                            activation=fresh.activation, ln_eps=fresh.ln_eps, finetune=fresh.finetune)
+        cfg.model = replace(cfg.model, **brought, finetune=fresh.finetune)
         if cfg.data.tokenizer == "model":
             cfg.data = replace(cfg.data, tokenizer="auto")
 
