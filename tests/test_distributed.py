@@ -87,10 +87,13 @@ def _weights(path) -> dict:
     return load_checkpoint(path)["model"]
 
 
-def test_two_ranks_compute_the_gradients_of_one_process_with_twice_the_batch(tmp_path):
+@pytest.mark.parametrize("kind", [[], ["model.arch='llama'", "model.n_kv_head=1", "model.qk_norm=true"]],
+                         ids=["gpt2", "llama"])
+def test_two_ranks_compute_the_gradients_of_one_process_with_twice_the_batch(tmp_path, kind):
+    """Both block kinds: the llama kind (grouped-query attention, rotary positions, q/k norm) as GPT-2's."""
     script = tmp_path / "first_step.py"
     script.write_text(FIRST_STEP)
-    settings = [*TINY, "train.max_steps=100"]
+    settings = [*TINY, *kind, "train.max_steps=100"]
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
                 str(tmp_path / "two.pt"), *settings, "train.batch_size=4"])
     assert two.returncode == 0, two.stderr[-3000:]
