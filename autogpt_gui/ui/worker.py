@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from autogpt_gui.errors import AutoGPTError, Cancelled
 from autogpt_gui.ui.run_signals import RunSignals
@@ -260,6 +260,10 @@ def start_thread(worker: QObject, owner: QObject) -> QThread:
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.done.connect(thread.quit)
+    # the worker goes back to the GUI thread before it is deleted: destroyed in its own thread, ~QObject holds
+    # Qt's pooled signal lock while shiboken waits for the GIL, which the GUI thread may hold (a deadlock seen)
+    gui = owner.thread()
+    worker.done.connect(lambda *_: worker.moveToThread(gui), Qt.DirectConnection)
     thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
