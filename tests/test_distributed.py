@@ -87,6 +87,7 @@ def _weights(path) -> dict:
     return load_checkpoint(path)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [[], ["model.arch='llama'", "model.n_kv_head=1", "model.qk_norm=true"]],
                          ids=["gpt2", "llama"])
 def test_two_ranks_compute_the_gradients_of_one_process_with_twice_the_batch(tmp_path, kind):

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PySide6.QtCore import Qt
 
 from autogpt_gui.engine.run import control
@@ -40,6 +41,7 @@ def _window(qtbot):
     return w
 
 
+@pytest.mark.slow
 def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_training(qtbot, tmp_path, user_home):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "autogpt_gui", "train", "--out", str(run_dir), "--quiet",
@@ -86,6 +88,7 @@ def test_a_window_follows_and_steers_a_run_of_another_process_and_leaves_it_trai
         proc.communicate()
 
 
+@pytest.mark.slow
 def test_start_on_all_gpus_launches_a_torchrun_group_and_follows_it(qtbot, user_home, monkeypatch):
     from autogpt_gui.config import RunConfig
     from autogpt_gui.engine.run.runs import Run

@@ -94,6 +94,7 @@ def test_a_llama_preset_sets_the_block_kind_and_the_form_shows_only_that_kinds_f
     assert (m.arch, m.n_embd, m.n_kv_head, m.intermediate_size, m.bias) == ("gpt2", 64, 0, 0, True)
 
 
+@pytest.mark.slow
 def test_the_window_takes_a_llama_folder_fine_tunes_it_with_lora_compares_and_exports(
         qtbot, make_window, tiny_llama, tmp_path, monkeypatch):
     from PySide6.QtCore import Qt

@@ -6,6 +6,7 @@ from autogpt_gui.engine.data.sources import make_source
 from autogpt_gui.resources import resource_path
 
 
+@pytest.mark.slow
 def test_shakespeare_char_reaches_nanogpt_loss_in_300_steps(capsys):
     """The README's example as a user types it, on the built-in text: nothing outside the repository."""
     from autogpt_gui import cli, paths

@@ -79,6 +79,7 @@ def _train(cfg, run=None, resume=None, stop_at=None):
     return session
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_imported_model_resumes_exactly(mode, tiny_gpt2):
     cfg = _config(tiny_gpt2, f"model.finetune='{mode}'", "model.lora_rank=4", "model.dropout=0.1",

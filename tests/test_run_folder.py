@@ -126,6 +126,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_the_multi_machine_line_trains_from_anywhere_with_only_the_run_folder(tmp_path, capsys):
     out = tmp_path / "shared" / "big"
     tiny = ["model.preset='custom'", "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32",

@@ -1,4 +1,5 @@
 """The seed snippet from the original design runs unchanged."""
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -8,6 +9,7 @@ from autogpt_gui.engine.model.gpt import AutoGPTModel
 from autogpt_gui.engine.train.trainer import Trainer
 
 
+@pytest.mark.slow
 def test_seed_snippet_trains_and_lowers_validation_loss():
     text = PythonDocsSource()._text()[:120_000]  # bytes: token ids 0..255 for the default model
     tokens = torch.tensor(list(text), dtype=torch.long)
