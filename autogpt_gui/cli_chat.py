@@ -19,14 +19,10 @@ def add_chat_parser(sub) -> None:
 def cmd_chat(args) -> int:
     """Read a message per line (/reset forgets the conversation, /exit or end of input ends), print the reply."""
     from autogpt_gui.engine.data.chat import Turn
-    from autogpt_gui.engine.load import load_model
-    from autogpt_gui.engine.model.chat import chat_reply, run_template
+    from autogpt_gui.engine.load import load_chat
+    from autogpt_gui.engine.model.chat import chat_reply
 
-    models = []
-    for name, source in (("model", args.source), ("base", args.base)):
-        if source:
-            model, tokenizer, _ = load_model(source)
-            models.append((name, model, tokenizer, run_template(tokenizer, model.config)))
+    models = [(name, *load_chat(source)) for name, source in (("model", args.source), ("base", args.base)) if source]
     start = [Turn("system", args.system)] if args.system else []
     histories = [list(start) for _ in models]
     print(f"chatting with {args.source}{' and ' + args.base if args.base else ''} "

@@ -15,7 +15,7 @@ import torch
 
 from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
-from autogpt_gui.engine.data.chat_loader import ChatData, chat_loaders, prepare_chat
+from autogpt_gui.engine.data.chat_loader import ChatData, chat_loaders, fit_chat_tokenizer, prepare_chat
 from autogpt_gui.engine.data.loaders import EpochLoader, EvalLoader, RandomWindowLoader
 from autogpt_gui.engine.data.sources import TokenData, check_lengths, make_source, prepare_tokens
 from autogpt_gui.engine.data.tasks import held_out, task_accuracy, worked_examples
@@ -76,6 +76,14 @@ def prepare_chat_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: 
     its template ("model") and its tokenizer."""
     folder = model_folder(cfg.model.init) if cfg.model.init else None
     return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, progress, cancelled)
+
+
+def chat_tokenizer(cfg: RunConfig) -> Tokenizer:
+    """The tokenizer (with its chat template) a chat run of cfg reads with, without building a model."""
+    if cfg.model.init:
+        pre = load_pretrained(cfg.model.init, weights=False)
+        return fit_chat_tokenizer(cfg.data, pre.tokenizer, pre.folder)
+    return fit_chat_tokenizer(cfg.data)
 
 
 def model_config(cfg: RunConfig, vocab_size: int) -> GPTConfig:
