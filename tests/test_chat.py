@@ -102,13 +102,14 @@ def test_cli_chat_talks_to_an_exported_folder_through_its_template(tmp_path, mon
             raise EOFError from None
 
     monkeypatch.setattr("builtins.input", fake_input)
-    assert main(["chat", str(out), "--max-new-tokens", "6"]) == 0
+    assert main(["chat", str(out), "--max-new-tokens", "6", "--base", str(out)]) == 0
     printed = capsys.readouterr().out
     first = chat_reply(model, tok, run_template(tok), [Turn("user", "hello")], 6)
-    assert f"model> {first}\n" in printed and "'<|im_end|>'" in printed
+    assert f"model> {first}\nbase> {first}\n" in printed and "'<|im_end|>'" in printed
+    assert printed.count("model> ") == printed.count("base> ") == 2
 
 
-def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, capsys, one_thread):
+def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, capsys, monkeypatch, one_thread):
     data = reversal_file(tmp_path / "rev.jsonl", 40)
     out = tmp_path / "run"
     assert main(["train", "--quiet", "--out", str(out), "--set", f"data.path={data}", "--set", "data.source=chat",
@@ -120,6 +121,9 @@ def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, cap
     assert "held out: 4 conversations" in printed
     sample = json.loads((out / "samples.jsonl").read_text().splitlines()[-1])["text"]
     assert sample.count("reference: ") == 3 and "model: " in sample
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    assert main(["chat", str(out)]) == 0  # the run folder: its own template, from its tokenizer
+    assert "template ends turns with '<|im_end|>'" in capsys.readouterr().out
 
 
 @pytest.mark.slow
