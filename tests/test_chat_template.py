@@ -141,6 +141,7 @@ def test_the_ids_we_train_on_are_transformers_apply_chat_template_ids(tmp_path, 
         replies = [t.content.strip() if name == "llama3" else t.content for t in turns if t.role == "assistant"]
         assert loaded.decode([i for i, m in zip(ids, trained) if m]) == "".join(replies)  # specials skipped
         assert sum(i in ours.end_of_turn_ids for i, m in zip(ids, trained) if m) == len(replies)
+        assert loaded.token_strings(ours.end_of_turn_ids) == [ours.end_of_turn]  # the mask preview shows it
         # and our own tokenizer (char / byte / BPE with specials) gives the same ids as its HF export
         assert ChatTemplate(text, tok, **names).encode(Conversation(turns, "t:1"))[0] == ids
 
