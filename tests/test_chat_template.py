@@ -151,3 +151,11 @@ def test_a_template_without_the_turns_text_is_refused():
         ChatTemplate("{% for m in messages %}{{ m.role }}{% endfor %}", None)
     with pytest.raises(DataError, match="does not parse"):
         ChatTemplate("{% for m in messages %}", None)
+
+
+def test_transformers_generation_marker_renders_its_body():
+    text = CHATML.replace("{{ '<|im_start|>' + message['role']", "{% generation %}{{ '<|im_start|>' + message['role']").replace(
+        "+ '\n' }}{% endfor %}", "+ '\n' }}{% endgeneration %}{% endfor %}")
+    assert "{% generation %}" in text
+    turns = CONVERSATIONS[1]
+    assert ChatTemplate(text, None).render(turns) == ChatTemplate(CHATML, None).render(turns)
