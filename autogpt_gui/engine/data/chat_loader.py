@@ -18,7 +18,14 @@ import torch
 
 from autogpt_gui.config import tokenizer_kind
 from autogpt_gui.engine.data.chat import Conversation, read_conversations
-from autogpt_gui.engine.data.chat_template import ChatTemplate, Encoded, model_tokens, template_text
+from autogpt_gui.engine.data.chat_template import (
+    CHATML,
+    CHATML_EOS,
+    ChatTemplate,
+    Encoded,
+    model_tokens,
+    template_text,
+)
 from autogpt_gui.engine.data.tokenizers import Tokenizer, train_tokenizer
 from autogpt_gui.errors import Cancelled, DataError
 
@@ -122,6 +129,8 @@ def fit_chat_tokenizer(data_cfg, tokenizer: Tokenizer | None = None, model_folde
         names = {}
     else:
         names = model_tokens(model_folder)
+        if text == CHATML and len(tokenizer.encode_offsets("<|im_end|>")[0]) > 1 and names.get("eos_token"):
+            text = CHATML_EOS
     ChatTemplate(text, tokenizer, names.get("bos_token", ""), names.get("eos_token", ""))  # refused here if hostile
     tokenizer.chat = {"template": text, **names}  # what it was trained with goes wherever the tokenizer goes
     return tokenizer
