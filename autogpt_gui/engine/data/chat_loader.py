@@ -61,12 +61,13 @@ class ChatData:
 
     tokenizer: Tokenizer
     template: ChatTemplate
-    train: np.ndarray  # (windows, context + 1) ids
-    train_mask: np.ndarray  # (windows, context + 1): whether each id is a trained target
+    train: np.ndarray  # the windows' ids one after another, context + 1 each (padding included)
+    train_mask: np.ndarray  # the same shape: whether each id is a trained target
     val: np.ndarray
     val_mask: np.ndarray
     counts: ChatCounts
     val_counts: ChatCounts
+    context: int = 0  # model.block_size: the windows are context + 1 ids long
     held_out: list[Conversation] = field(default_factory=list)
     from_cache: bool = False
     source_label: str = ""
@@ -113,8 +114,9 @@ def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, 
                         f"{block_size} tokens; use a longer context", "model.block_size")
     if not len(val):
         val, val_mask = train[:1], train_mask[:1]
-    return ChatData(tokenizer, template, train, train_mask, val, val_mask, counts, val_counts,
-                    [conversations[i] for i in held], source_label=Path(data_cfg.path).name)
+    return ChatData(tokenizer, template, train.reshape(-1), train_mask.reshape(-1), val.reshape(-1),
+                    val_mask.reshape(-1), counts, val_counts,
+                    block_size, [conversations[i] for i in held], source_label=Path(data_cfg.path).name)
 
 
 def fit_chat_tokenizer(data_cfg, tokenizer: Tokenizer | None = None, model_folder: str | Path | None = None,
@@ -275,7 +277,9 @@ class ChatEvalLoader(ChatLoader):
 
 def chat_loaders(data: ChatData, train_cfg, device, rank: int = 0, world: int = 1) -> tuple[ChatLoader, ChatEvalLoader]:
     """The training and validation loaders of a chat source, as the TrainConfig sizes them."""
-    t = train_cfg
-    return (ChatLoader(data.train, data.train_mask, t.batch_size, seed=t.seed, device=device, rank=rank, world=world),
-            ChatEvalLoader(data.val, data.val_mask, t.batch_size, t.eval_batches, device=device, rank=rank,
+    t, width = train_cfg, data.context + 1
+    train, train_mask = data.train.reshape(-1, width), data.train_mask.reshape(-1, width)
+    val, val_mask = data.val.reshape(-1, width), data.val_mask.reshape(-1, width)
+    return (ChatLoader(train, train_mask, t.batch_size, seed=t.seed, device=device, rank=rank, world=world),
+            ChatEvalLoader(val, val_mask, t.batch_size, t.eval_batches, device=device, rank=rank,
                            world=world))
