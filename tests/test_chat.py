@@ -175,3 +175,20 @@ def test_a_conversation_longer_than_the_context_is_split_at_turns(tmp_path):
     for w, m in zip(windows, masks):
         text = tok.decode([i for i, keep in zip(w.tolist(), m) if keep])
         assert "ask" not in text and "x" not in text  # prompts never trained, padding never trained
+
+
+def test_the_token_cache_gives_the_same_windows_and_notices_a_changed_file(tmp_path):
+    from autogpt_gui.engine.data.chat_loader import prepare_chat
+
+    cfg = chat_config(reversal_file(tmp_path / "rev.jsonl", 30))
+    fresh = prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache")
+    again = prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache")
+    assert not fresh.from_cache and again.from_cache
+    for name in ("train", "train_mask", "val", "val_mask"):
+        assert (getattr(fresh, name) == getattr(again, name)).all()
+    assert again.counts == fresh.counts and again.tokenizer.to_json() == fresh.tokenizer.to_json()
+    assert again.held_out == fresh.held_out and again.template.end_of_turn_ids == fresh.template.end_of_turn_ids
+    reversal_file(tmp_path / "rev.jsonl", 30, seed=1)  # other conversations, same size
+    assert not prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache").from_cache
+    cfg.data.train_on = "all"
+    assert not prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache").from_cache

@@ -18,6 +18,7 @@ import torch
 
 from autogpt_gui.config import tokenizer_kind
 from autogpt_gui.engine.data.chat import Conversation, read_conversations
+from autogpt_gui.engine.data.chat_cache import ARRAYS, cache_key, load_cached, save_cached
 from autogpt_gui.engine.data.chat_template import (
     CHATML,
     CHATML_EOS,
@@ -74,13 +75,35 @@ class ChatData:
 
 
 def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, model_folder: str | Path | None = None,
-                 progress: Callable[[str, float], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> ChatData:
-    """Read, template, tokenize, split (by conversation) and pack a chat source.
+                 progress: Callable[[str, float], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 cache_root: Path | None = None) -> ChatData:
+    """Read, template, tokenize, split (by conversation) and pack a chat source, or take it from the token
+    cache under cache_root (keyed by the files' content, the template and the settings).
 
     `tokenizer`: a pretrained model's own; otherwise data_cfg.tokenizer is trained on the rendered
     conversations with the template's special tokens as tokens of their own.
     """
+    folder = None
+    if cache_root is not None:
+        key = cache_key(data_cfg, block_size, template_text(data_cfg.chat_template, model_folder), tokenizer)
+        folder = cache_root / f"chat-{key}"
+        hit = load_cached(folder) if (folder / "meta.json").is_file() else None
+        if hit is not None:
+            arrays, counts, val_counts, tok, held = hit
+            assert tok.chat is not None
+            template = ChatTemplate(tok.chat["template"], tok, tok.chat.get("bos_token", ""),
+                                    tok.chat.get("eos_token", ""))  # checked again: the cache is a file too
+            return ChatData(tok, template, arrays["train"], arrays["train_mask"], arrays["val"], arrays["val_mask"],
+                            ChatCounts(**counts), ChatCounts(**val_counts), block_size, held, from_cache=True,
+                            source_label=Path(data_cfg.path).name)
+    data = _build(data_cfg, block_size, tokenizer, model_folder, progress, cancelled)
+    if folder is not None:
+        save_cached(folder, {k: getattr(data, k) for k in ARRAYS}, data.counts, data.val_counts, data.tokenizer,
+                    data.held_out)
+    return data
+
+
+def _build(data_cfg, block_size: int, tokenizer, model_folder, progress, cancelled) -> ChatData:
     report = progress or (lambda phase, f: None)
     stop = cancelled or (lambda: False)
     report("reading", 0.0)
