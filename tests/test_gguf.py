@@ -39,9 +39,9 @@ HF_KINDS = {
                                                    "tie_word_embeddings": True}),
 }
 KINDS = ["bpe", "byte", "gpt2-finetuned", *HF_KINDS]
-# each model trains for a few seconds first (tens under load): all but one pair run with the slow tests
-CASES = [pytest.param(k, q, marks=[] if (k, q) == ("byte", "f32") else pytest.mark.slow)
-         for k in KINDS for q in ("f32", "f16", "bf16", "q8_0")]
+# each model trains for a few seconds first (tens under load), so these run with the slow tests; the quick
+# suite's llama.cpp check is the CLI's --verify on a run trained for 30 steps
+CASES = [(k, q) for k in KINDS for q in ("f32", "f16", "bf16", "q8_0")]
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,7 @@ def _agreement(llm, model, ids: list[int]) -> tuple[float, float]:
     return float((theirs.argmax(-1) == ours.argmax(-1)).mean()), float(np.abs(theirs - ours).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "quant"), CASES)
 def test_llama_cpp_runs_the_file_as_we_do(kind, quant, made, text, tmp_path):
     model, tok = made(kind)
@@ -184,3 +185,79 @@ def test_a_sliding_window_model_is_refused_at_its_field(tmp_path):
         write_gguf(model, ByteTokenizer(), tmp_path / "m.gguf")
     assert err.value.field == "model.sliding_window" and "sliding window of 16" in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+TINY_RUN = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=64",
+            "train.batch_size=8", "train.max_steps=30", "train.eval_interval=30", "train.eval_batches=2",
+            "train.checkpoint_interval=30", "train.sample_tokens=0", "train.precision='fp32'",
+            "train.device='cpu'", "optim.warmup_steps=2", "data.bpe_vocab_size=512"]
+
+
+def _train(out, tokenizer: str) -> None:
+    sets = [a for s in [*TINY_RUN, f"data.tokenizer='{tokenizer}'"] for a in ("--set", s)]
+    assert cli.main(["train", "--out", str(out), "--quiet", *sets]) == 0
+
+
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory):
+    """A BPE run trained once for this module's CLI tests (in a user folder of its own)."""
+    folder = tmp_path_factory.mktemp("gguf-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOGPT_GUI_HOME", str(folder / "home"))
+        _train(folder / "run", "bpe")
+    return folder / "run"
+
+
+def test_the_cli_exports_a_run_checks_it_and_verifies_it_in_llama_cpp(bpe_run, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "gguf"
+    assert cli.main(["export", str(bpe_run), str(out), "--format", "gguf", "--quant", "q8_0", "--verify"]) == 0
+    said = capsys.readouterr().out
+    assert "read back: gpt2, 28 tensors" in said and "32/32 greedy tokens equal to ours" in said, said
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "README.md", "run-q8_0.gguf"]
+    reader = gguf.GGUFReader(str(out / "run-q8_0.gguf"))
+    assert reader.fields["tokenizer.ggml.pre"].contents() == "gpt-2"
+    assert reader.fields["gpt2.context_length"].contents() == 64
+    assert {t.tensor_type.name for t in reader.tensors} == {"Q8_0", "F32"}
+    card = (out / "README.md").read_text()
+    assert "llama-cli -m run-q8_0.gguf" in card and "ollama create run -f Modelfile" in card
+    assert "GPT-2-architecture" in card and "32/32 greedy tokens" in card
+    assert (out / "Modelfile").read_text().startswith("FROM ./run-q8_0.gguf\n")
+
+
+def test_a_char_model_is_refused_naming_the_tokenizer_to_train_instead(tmp_path, capsys):
+    _train(tmp_path / "run", "char")
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "run"), str(tmp_path / "out"), "--format", "gguf"]) == 1
+    err = capsys.readouterr().err
+    assert "data.tokenizer" in err and "byte or bpe tokenizer" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_leaves_no_partial_gguf_and_says_so(bpe_run, tmp_path, monkeypatch, capsys):
+    real = gguf.GGUFWriter.write_tensors_to_file
+
+    def fills_up(self, *args, **kw):
+        self.fout[0].write(b"\0" * 1000)  # part of the file is written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", fills_up)
+    out = tmp_path / "gguf"
+    capsys.readouterr()
+    assert cli.main(["export", str(bpe_run), str(out), "--format", "gguf"]) == 1
+    err = capsys.readouterr().err
+    assert "disk full while writing the export" in err and " free)" in err and "Traceback" not in err, err
+    assert list(out.iterdir()) == []  # no .gguf, no temporary file, no Modelfile or card
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", real)  # space was freed
+    assert cli.main(["export", str(bpe_run), str(out), "--format", "gguf"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "README.md", "run-f32.gguf"]
+
+
+def test_an_unwritable_output_folder_gets_a_clear_message(bpe_run, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    capsys.readouterr()
+    assert cli.main(["export", str(bpe_run), str(blocker / "out"), "--format", "gguf"]) == 1
+    err = capsys.readouterr().err
+    assert "could not write" in err and str(blocker / "out") in err and "Traceback" not in err, err
+    assert blocker.read_text() == "not a folder"
