@@ -23,8 +23,6 @@ def export_model(source: str | Path, out: str | Path, fmt: str = "hf", quant: st
     if fmt == "native":
         return export_weights(source, out)
     if fmt == "gguf":
-        from autogpt_gui.engine.export_gguf import export_gguf
-
         return export_gguf(source, out, quant).path
     if fmt != "hf":
         raise CheckpointError(f"unknown export format '{fmt}'; choose {' or '.join(FORMATS)}", "--format")
