@@ -43,8 +43,10 @@ def _renderer(template: str, bos_token: str, eos_token: str):
 
 def wrapping(template: str, bos_token: str = "", eos_token: str = "") -> Wrapping | None:
     """The template's per-message wrapping, or None when it is not of that kind (or does not render)."""
-    from jinja2 import TemplateError
-
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # an installation without jinja2 (it comes with the chat features)
+        return None
     render = _renderer(template, bos_token, eos_token)
     msg = lambda role, text: {"role": role, "content": text}  # noqa: E731
     try:
