@@ -100,8 +100,10 @@ def verify_gguf(path: str | Path, model, tokenizer, prompt: str = "ROMEO:\nBut s
     if not llama_cpp_available():
         raise CheckpointError("--verify runs llama.cpp through llama-cpp-python, which is not installed: "
                               "pip install llama-cpp-python", "--verify")
-    ids = tokenizer.encode(prompt)[: max(1, model.config.block_size - n)]
-    llm = open_llama(path, min(model.config.block_size, len(ids) + n + 1))
+    block = model.config.block_size  # llama.cpp stops the process past the positions a gpt2 model has
+    ids = tokenizer.encode(prompt)[: max(1, block // 2)]
+    n = min(n, block - len(ids))
+    llm = open_llama(path, min(block, len(ids) + n + 1))
     theirs = llama_logits(llm, ids)
     with torch.no_grad():
         ours = model(torch.tensor([ids]))[0][0].float().numpy()
