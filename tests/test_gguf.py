@@ -261,3 +261,39 @@ def test_an_unwritable_output_folder_gets_a_clear_message(bpe_run, tmp_path, cap
     err = capsys.readouterr().err
     assert "could not write" in err and str(blocker / "out") in err and "Traceback" not in err, err
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("name", ["llama-bpe", "qwen2"])
+def test_a_split_regex_tokenizer_gets_llama_cpps_pre_tokenizer_and_tokenizes_as_ours(name, text, tmp_path):
+    """Llama 3 / Qwen2 style tokenizers (a Split regex, then ByteLevel without its own) are named by their regex."""
+    from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from autogpt_gui.engine.data.tokenizers import BPETokenizer
+    from autogpt_gui.engine.model.gguf_vocab import SPLIT_REGEXES
+
+    regex = next(r for r, n in SPLIT_REGEXES.items() if n == name)
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(regex), behavior="isolated"),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    hf.decoder = decoders.ByteLevel()
+    hf.train_from_iterator([text[:100_000] + " 1234567 89 2026"], trainers.BpeTrainer(
+        vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok = BPETokenizer(hf)
+    model = AutoGPTModel(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32, block_size=64))
+    path = tmp_path / "m.gguf"
+    write_gguf(model, tok, path)
+    assert gguf.GGUFReader(str(path)).fields["tokenizer.ggml.pre"].contents() == name
+    llm = open_llama(path, 64)
+    sample = TEST_TEXT + " in 1234567 years, I'LL say 't  \n\n  done"
+    assert llm.tokenize(sample.encode(), add_bos=False, special=True) == tok.encode(sample)
+
+
+def test_an_unknown_split_regex_is_refused_naming_the_known_ones():
+    from autogpt_gui.engine.model.gguf_vocab import pre_tokenizer_name
+
+    pre = {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": r"\w+|\W"}},
+                                                {"type": "ByteLevel", "add_prefix_space": False}]}
+    with pytest.raises(AutoGPTError) as err:
+        pre_tokenizer_name(pre)
+    assert err.value.field == "data.tokenizer" and "Llama 3's and Qwen2's" in str(err.value)
