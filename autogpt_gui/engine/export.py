@@ -145,7 +145,7 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify:
     with verify, run it in llama.cpp and compare its greedy tokens with ours."""
     from autogpt_gui.engine.load import load_trained
     from autogpt_gui.engine.model.gguf import Q8_BLOCK, QUANTS, write_gguf
-    from autogpt_gui.engine.model.gguf_check import check_gguf, verify_gguf
+    from autogpt_gui.engine.model.gguf_check import check_gguf, llama_cpp_available, verify_gguf
     from autogpt_gui.engine.model.gguf_vocab import gguf_vocab
     from autogpt_gui.engine.model.hf_export import _atomic_write
     from autogpt_gui.engine.model.ollama import modelfile
@@ -176,10 +176,11 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify:
         notes.append(f"read back: {plan.arch}, {len(plan.tensors)} tensors, shapes and metadata as written")
         if plan.kept:
             notes.append(f"q8_0 needs rows of a multiple of {Q8_BLOCK} values: {', '.join(plan.kept)} kept at f16")
-        if model.config.arch == "gpt2" and model.config.activation != "gelu_tanh":
-            notes.append("this model uses exact GELU; llama.cpp's gpt2 graph computes the tanh approximation, so "
-                         "its outputs differ slightly (use --verify to measure the agreement)")
-        if verify:
+        exact_gelu = model.config.arch == "gpt2" and model.config.activation != "gelu_tanh"
+        if exact_gelu:
+            notes.append("this model was trained with exact GELU; llama.cpp's gpt2 graph computes the tanh "
+                         "approximation, so its outputs differ slightly (the llama.cpp check measures how much)")
+        if verify or (exact_gelu and llama_cpp_available()):
             notes.append(verify_gguf(path, model, tokenizer).describe())
         text, note = modelfile(path.name, chat_template, stops)
         notes += [note] if note else []

@@ -53,6 +53,7 @@ class Verification:
     max_logit_diff: float
 
     def describe(self) -> str:
+        """One line for people: the greedy tokens equal, the top-1 agreement, the largest logit difference."""
         return (f"llama.cpp check: {self.greedy_equal}/{self.greedy_total} greedy tokens equal to ours; top-1 "
                 f"agreement {self.top1:.1%} over the prompt's positions; max logit difference "
                 f"{self.max_logit_diff:.4f}")
