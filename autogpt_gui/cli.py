@@ -82,12 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_parser(sub)
     sub.add_parser("runs", help="list runs with their step, best validation loss and status")
 
-    e = sub.add_parser("export", help="export a model for Hugging Face tools (default) or natively")
+    e = sub.add_parser("export", help="export a model for Hugging Face tools (default), llama.cpp / Ollama, or natively")
     e.add_argument("source", help="run folder (its best checkpoint) or checkpoint file")
     e.add_argument("out", help="folder to write into")
-    e.add_argument("--format", default="hf", choices=("hf", "native"),
+    e.add_argument("--format", default="hf", choices=("hf", "gguf", "native"),
                    help="hf: config.json + model.safetensors + tokenizer.json + model card, for transformers; "
+                        "gguf: one .gguf file for llama.cpp, Ollama, LM Studio + Modelfile + model card; "
                         "native: our safetensors + config.toml + tokenizer.json")
+    e.add_argument("--quant", default="f32", choices=("f32", "f16", "bf16", "q8_0"),
+                   help="gguf: the type of the weight matrices (norms and biases stay f32)")
+    e.add_argument("--verify", action="store_true",
+                   help="gguf: run the file in llama.cpp (llama-cpp-python) and compare its greedy tokens with ours")
     return p
 
 
@@ -409,8 +414,18 @@ def cmd_runs(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from autogpt_gui.engine.export import export_model
+    from autogpt_gui.engine.export import export_gguf, export_model
 
+    if args.format == "gguf":
+        done = export_gguf(args.source, args.out, args.quant, args.verify)
+        for note in done.notes:
+            print(note)
+        print(f"exported to {done.path} (gguf, {args.quant}); run it: llama-cli -m {done.path}, or "
+              f"ollama create NAME -f {done.path.parent / 'Modelfile'}")
+        return 0
+    if args.verify or args.quant != "f32":
+        print("--quant and --verify apply to --format gguf only", file=sys.stderr)
+        return 2
     out = export_model(args.source, args.out, args.format)
     print(f"exported to {out} ({args.format})")
     return 0

@@ -50,7 +50,7 @@ class ModelConfig:
     bias: bool = False  # nanoGPT's choice: as good, and ~5 % faster on a CPU (benchmarks/throughput.py)
     vocab_size: int = 0
     init: str = ""  # "": from scratch; else a Hugging Face GPT-2 folder or hub id whose shape and weights we take
-    activation: str = "gelu"  # "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
+    activation: str = "gelu_tanh"  # GPT-2's tanh approximation, which llama.cpp computes too; or "gelu" (exact)
     ln_eps: float = 1e-5
     n_positions: int = 0  # learned positions; 0 means block_size (a pretrained model may have more)
     finetune: str = "full"  # of a pretrained model: "full" trains every weight, "lora" only low-rank adapters

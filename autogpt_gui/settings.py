@@ -135,7 +135,8 @@ _TABLE = (
             "c_attn, c_proj, c_fc (or attn.c_proj, mlp.c_proj).", "text"),
     Setting("model.vocab_size", "Vocabulary", "Tokens the model knows; 0 takes it from the tokenizer.", "int",
             low=0, refusal="must be 0 (from the tokenizer) or a positive count", shown=False),
-    Setting("model.activation", "Activation", "gelu (exact) or gelu_tanh (GPT-2's approximation).", "choice",
+    Setting("model.activation", "Activation", "gelu_tanh (GPT-2's approximation, what llama.cpp computes) or gelu "
+            "(exact).", "choice",
             choices=_same("gelu", "gelu_tanh"), shown=False, arch="gpt2"),
     Setting("model.ln_eps", "LayerNorm epsilon", "Added to the variance in each LayerNorm.", "float", low=0,
             high=1, open_low=True, open_high=True, refusal="must be a small positive number (1e-5 is usual)",

@@ -31,7 +31,7 @@ class CheckpointsPanel(QWidget):
 
     save_requested = Signal()
     resume_requested = Signal(str)  # checkpoint path
-    export_requested = Signal(str, str)  # checkpoint path, format ("hf" or "native")
+    export_requested = Signal(str, str)  # checkpoint path, format ("hf", "gguf" or "native"); quant() for gguf
     branch_requested = Signal(str)  # checkpoint path: a new run from it with the form's settings
     sample_requested = Signal(str)  # checkpoint path: open the playground on it
 
@@ -52,13 +52,24 @@ class CheckpointsPanel(QWidget):
         self.open_btn = QPushButton("Open folder")
         self.open_btn.setToolTip("Show the checkpoint files in your file manager")
         self.export_btn = QPushButton("Export…")
-        self.export_btn.setToolTip("Write a folder that Hugging Face tools load (transformers, vLLM, llama.cpp's "
-                                   "converter), or our own safetensors + config + tokenizer")
+        self.export_btn.setToolTip("Write a folder that Hugging Face tools load (transformers, vLLM), a GGUF file "
+                                   "that llama.cpp, Ollama and LM Studio run, or our own safetensors + config + "
+                                   "tokenizer")
         self.export_format = QComboBox()
         self.export_format.addItem("for Hugging Face", "hf")
+        self.export_format.addItem("GGUF (llama.cpp, Ollama)", "gguf")
         self.export_format.addItem("native", "native")
         self.export_format.setToolTip("hf: config.json, model.safetensors, tokenizer.json and a model card; "
-                                      "native: what this app reads back")
+                                      "gguf: one .gguf file, checked by reading it back, with an Ollama Modelfile "
+                                      "and a model card; native: what this app reads back")
+        self.export_quant = QComboBox()
+        for text, quant in (("f32", "f32"), ("f16", "f16"), ("bf16", "bf16"), ("q8_0 (8-bit)", "q8_0")):
+            self.export_quant.addItem(text, quant)
+        self.export_quant.setToolTip("GGUF: the type of the weight matrices (norms and biases stay f32); q8_0 is "
+                                     "a quarter of f32's size, and keeps at f16 a matrix whose rows are not a "
+                                     "multiple of 32")
+        self.export_format.currentIndexChanged.connect(
+            lambda: self.export_quant.setEnabled(self.export_format.currentData() == "gguf"))
         self.delete_btn = QPushButton("Delete")
         self.delete_btn.setToolTip("Delete the selected checkpoint file (asks first)")
         self.save_btn.clicked.connect(self.save_requested)
@@ -69,13 +80,15 @@ class CheckpointsPanel(QWidget):
         self.open_btn.clicked.connect(self._open_folder)
         self.delete_btn.clicked.connect(self._delete)
         row = QHBoxLayout()
-        for b in (self.save_btn, self.resume_btn, self.branch_btn, self.open_btn, self.export_btn, self.export_format, self.delete_btn):
+        for b in (self.save_btn, self.resume_btn, self.branch_btn, self.open_btn, self.export_btn, self.export_format,
+                  self.export_quant, self.delete_btn):
             row.addWidget(b)
         row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
+        self.export_quant.setEnabled(False)
         self.set_training(False)
         self._selection_changed()
 
@@ -105,6 +118,10 @@ class CheckpointsPanel(QWidget):
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self._selection_changed()
+
+    def quant(self) -> str:
+        """The GGUF export's weight type (f32, f16, bf16 or q8_0)."""
+        return self.export_quant.currentData()
 
     def selected(self) -> str | None:
         items = self.table.selectedItems()

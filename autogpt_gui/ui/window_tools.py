@@ -19,8 +19,10 @@ class WindowTools:
     def export_checkpoint(self, checkpoint: str, fmt: str = "hf") -> None:
         out = QFileDialog.getExistingDirectory(self, "Export the model into folder")
         if out:
-            what = "a Hugging Face model folder" if fmt == "hf" else "weights, config and tokenizer"
-            self.background.start("export", workers.export_job(checkpoint, out, fmt),
+            quant = self.checkpoints.quant() if fmt == "gguf" else "f32"
+            what = {"hf": "a Hugging Face model folder", "gguf": f"a {quant} GGUF file (with an Ollama Modelfile)"
+                    }.get(fmt, "weights, config and tokenizer")
+            self.background.start("export", workers.export_job(checkpoint, out, fmt, quant),
                                   lambda p: self.controls.show_message(f"Exported {what} to {p}"))
 
     def generate(self, req: dict) -> None:

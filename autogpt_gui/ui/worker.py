@@ -343,12 +343,13 @@ def devices_job(task: Task) -> list[tuple[str, str]]:
     return list_devices()
 
 
-def export_job(source: str, out: str, fmt: str = "hf"):
-    """A Task function: export a checkpoint (or a run's best) as fmt, "hf" or "native"."""
+def export_job(source: str, out: str, fmt: str = "hf", quant: str = "f32"):
+    """A Task function: export a checkpoint (or a run's best) as fmt, "hf", "gguf" (of weight type quant) or
+    "native"."""
 
     def job(task: Task) -> str:
         from autogpt_gui.engine.export import export_model
 
-        return str(export_model(source, out, fmt))
+        return str(export_model(source, out, fmt, quant))
 
     return job
