@@ -145,3 +145,51 @@ def test_llama_cpp_chat_completion_with_the_stored_template_replies_as_our_model
     print(f"chat reply: ours {ours!r}, llama.cpp's {text!r}")
     # llama-cpp-python does not stop inside an unfinished character, so its reply may run a few tokens longer
     assert len(ours) > 10 and text.startswith(ours) and greedy(48).startswith(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tokenizer", ["byte", "bpe"])
+def test_a_chat_run_exports_its_template_its_end_of_turn_and_a_modelfile_that_llama_cpp_follows(
+        tokenizer, tmp_path, capsys):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python (the dev extra) is the oracle here")
+    import json
+
+    import gguf
+
+    from autogpt_gui.cli import main
+    from autogpt_gui.engine.data.chat import Turn
+    from autogpt_gui.engine.load import load_trained
+    from autogpt_gui.engine.model.chat import chat_reply, run_template
+
+    data = tmp_path / "chat.jsonl"
+    words = ["thou", "art", "a", "player", "sir", "good", "morrow", "kind", "lady", "fair"]
+    with open(data, "w", encoding="utf-8") as f:
+        for i in range(40):
+            w = words[i % 10]
+            f.write(json.dumps({"prompt": f"say {w} twice", "completion": f"{w} {w}"}) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(run), "--set", "data.source=chat", "--set", f"data.path={data}",
+                 "--set", f"data.tokenizer={tokenizer}", "--set", "data.bpe_vocab_size=300",
+                 "--set", "model.preset=nano", "--set", "model.block_size=64", "--set", "train.max_steps=30",
+                 "--set", "train.eval_interval=30", "--set", "train.sample_tokens=0", "--set", "optim.warmup_steps=2",
+                 "--set", "train.device=cpu", "--set", "train.precision=fp32", "--set", "train.batch_size=8"]) == 0
+    out = tmp_path / "gguf"
+    assert main(["export", str(run), str(out), "--format", "gguf"]) == 0
+    capsys.readouterr()
+    model, tok, _, _ = load_trained(run)
+    template = run_template(tok, model.config)
+    (path,) = out.glob("*.gguf")
+    fields = gguf.GGUFReader(str(path)).fields
+    stored = bytes(fields["tokenizer.chat_template"].parts[-1]).decode()
+    assert stored == template.text
+    assert int(fields["tokenizer.ggml.eot_token_id"].parts[-1][0]) == template.end_of_turn_ids[0]
+    modelfile_text = (out / "Modelfile").read_text()
+    assert "TEMPLATE" in modelfile_text and "{{ .Prompt }}" not in modelfile_text
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile_text
+    turns = [Turn("user", "say lady twice")]
+    ours = chat_reply(model, tok, template, turns, max_new_tokens=20)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, verbose=False, n_threads=2, type_k=0, type_v=0)
+    reply = llm.create_chat_completion(messages=[{"role": "user", "content": "say lady twice"}], temperature=0.0,
+                                       max_tokens=20)["choices"][0]
+    print(f"{tokenizer} chat run: ours {ours!r}, llama.cpp's {reply['message']['content']!r}")
+    assert reply["message"]["content"] == ours and reply["finish_reason"] == "stop"

@@ -144,6 +144,7 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify:
     """Write <name>-<quant>.gguf, an Ollama Modelfile and a model card into out; read the file back and check it;
     with verify, run it in llama.cpp and compare its greedy tokens with ours."""
     from autogpt_gui.engine.load import load_trained
+    from autogpt_gui.engine.model.chat import export_template
     from autogpt_gui.engine.model.gguf import Q8_BLOCK, QUANTS, write_gguf
     from autogpt_gui.engine.model.gguf_check import check_gguf, llama_cpp_available, verify_gguf
     from autogpt_gui.engine.model.gguf_vocab import gguf_vocab
@@ -154,11 +155,13 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify:
         raise CheckpointError(f"unknown GGUF type '{quant}'; choose {', '.join(QUANTS)}", "--quant")
     model, tokenizer, cfg, counters = load_trained(source)
     gguf_vocab(tokenizer)  # a char model is refused before anything is written
+    if chat_template is None:  # a model trained on conversations here, or a base with a template of its own
+        chat_template, eot_ids = export_template(tokenizer, model.config)
     checkpoint = Path(counters["checkpoint"])
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.name or checkpoint.parent.parent.name).strip("-.") or "model"
     out = Path(out)
     path = out / f"{stem}-{quant}.gguf"
-    stops = [str(tokenizer.hf.id_to_token(i)) for i in eot_ids or []] if hasattr(tokenizer, "hf") else []
+    stops = tokenizer.token_strings(eot_ids or [])
     notes = []
     with writing_into(out, "the export"):
         try:

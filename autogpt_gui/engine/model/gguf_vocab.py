@@ -46,8 +46,9 @@ def gguf_vocab(tokenizer: Tokenizer) -> GGUFVocab:
                         "vocabularies only; train with the byte or bpe tokenizer instead", "data.tokenizer")
     if isinstance(tokenizer, ByteTokenizer):
         alphabet = _bytes_to_unicode()
-        tokens = [alphabet[b] for b in range(256)]
-        return GGUFVocab(tokens, [NORMAL] * 256, [f"{alphabet[0xFF]} {alphabet[0xFF]}"], "gpt-2")
+        tokens = [alphabet[b] for b in range(256)] + list(tokenizer.specials)  # a chat model's, after the bytes
+        types = [NORMAL] * 256 + [CONTROL] * len(tokenizer.specials)
+        return GGUFVocab(tokens, types, [f"{alphabet[0xFF]} {alphabet[0xFF]}"], "gpt-2")
     if not isinstance(tokenizer, BPETokenizer):
         raise DataError(f"no GGUF vocabulary for the '{tokenizer.kind}' tokenizer", "data.tokenizer")
     data = json.loads(tokenizer.hf.to_str())
