@@ -289,7 +289,11 @@ def tokenize_job(cfg):
 
 
 def preview_job(cfg):
-    """A Task function: size and the first characters of cfg's source."""
+    """A Task function: size and the first characters of cfg's source (for a chat source, its conversations)."""
+    if cfg.data.source == "chat":
+        from autogpt_gui.ui.chat_jobs import chat_preview_job
+
+        return chat_preview_job(cfg)
 
     def job(task: Task) -> dict:
         from autogpt_gui.engine.data.sources import make_source

@@ -1,0 +1,121 @@
+"""Background jobs (Task functions, run in worker threads) for a chat source and the playground's chat.
+
+They import the engine inside the job, so the window's modules load no torch; each hands the GUI plain data.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from autogpt_gui.ui.worker import Task
+
+PREVIEWED = 200  # conversations the mask preview can step through
+PREVIEW_TOKENS = 4000  # tokens of one conversation shown at most
+_models: dict[str, tuple] = {}  # path -> (mtime, model, tokenizer, template): a chat reloads nothing between turns
+_models_lock = threading.Lock()
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _readable(conv, limit: int) -> str:
+    lines = [f"{t.role}: {t.content}" for t in conv.turns]
+    return "\n".join(lines)[:limit]
+
+
+def chat_preview_job(cfg):
+    """A Task function: read every conversation of cfg's chat source (a line-numbered DataError if one is bad)."""
+
+    def job(task: Task) -> dict:
+        from autogpt_gui.engine.data.chat import read_conversations
+
+        convs = read_conversations(cfg.data.path)
+        path = Path(cfg.data.path).expanduser()
+        text, budget = [], 3000
+        for conv in convs:
+            if budget <= 0:
+                break
+            text.append(_readable(conv, budget))
+            budget -= len(text[-1]) + 2
+        return {"label": path.name, "size": _size(path), "preview": "\n\n".join(text), "conversations": len(convs),
+                "turns": sum(len(c.turns) for c in convs)}
+
+    return job
+
+
+def _chat_tokenizer(cfg, task: Task):
+    """The tokenizer a run of cfg trains with: a pretrained model's own, else the one trained on the data."""
+    if cfg.model.init:
+        from autogpt_gui.engine.model.hf import load_pretrained
+
+        return load_pretrained(cfg.model.init, weights=False).tokenizer
+    from autogpt_gui.engine.session import prepare_data
+
+    return prepare_data(cfg, task.progress, task.cancelled).tokenizer
+
+
+def chat_masks_job(cfg):
+    """A Task function: tokenize a chat source through its template; counts and the first conversations'
+    tokens, each marked trained or masked, for the mask preview."""
+
+    def job(task: Task) -> dict:
+        from autogpt_gui.engine.data.chat import ChatTemplate, read_conversations, template_text
+        from autogpt_gui.errors import Cancelled
+
+        tokenizer = _chat_tokenizer(cfg, task)
+        template = ChatTemplate(template_text(cfg.data.chat_template, cfg.model.init or None), tokenizer)
+        convs = read_conversations(cfg.data.path)
+        trained = total = 0
+        examples = []
+        for i, conv in enumerate(convs):
+            ids, mask = template.encode(conv, cfg.data.train_on)
+            trained += sum(mask)
+            total += len(ids)
+            if i < PREVIEWED:
+                strings = tokenizer.token_strings(ids[:PREVIEW_TOKENS])
+                examples.append({"where": conv.where, "tokens": [[s, int(m)] for s, m in zip(strings, mask)]})
+            if i % 200 == 0:
+                task.progress("masking", i / len(convs))
+                if task.cancelled():
+                    raise Cancelled("cancelled")
+        masks = {"conversations": len(convs), "turns": sum(len(c.turns) for c in convs), "trained_tokens": trained,
+                 "tokens": total, "examples": examples, "train_on": cfg.data.train_on,
+                 "template": cfg.data.chat_template}
+        return {"train_tokens": total, "val_tokens": 0, "vocab_size": tokenizer.vocab_size, "from_cache": False,
+                "tokenized": [], "label": Path(cfg.data.path).name, "masks": masks}
+
+    return job
+
+
+def _load_chat(path: str):
+    """(model, tokenizer, template) of a run folder, checkpoint or model folder, kept while its file is unchanged."""
+    from autogpt_gui.engine.load import load_chat
+
+    p = Path(path).expanduser()
+    stamp = p.stat().st_mtime_ns if p.exists() else 0
+    with _models_lock:
+        held = _models.get(path)
+        if held is not None and held[0] == stamp:
+            return held[1:]
+    loaded = load_chat(path)
+    with _models_lock:
+        if len(_models) >= 2:  # the model and its base: a third replaces them
+            _models.clear()
+        _models[path] = (stamp, *loaded)
+    return loaded
+
+
+def chat_job(path: str, turns: list[dict], max_new_tokens: int, temperature: float, seed: int):
+    """A Task function: the reply of the model in `path` to the conversation `turns`, through its template."""
+
+    def job(task: Task) -> str:
+        from autogpt_gui.engine.data.chat import Turn, chat_reply
+
+        model, tokenizer, template = _load_chat(path)
+        return chat_reply(model, tokenizer, template, [Turn(t["role"], t["content"]) for t in turns],
+                          max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+
+    return job

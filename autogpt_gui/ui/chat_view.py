@@ -1,0 +1,153 @@
+"""The playground's chat: a conversation with the chosen model (and the base beside it), one turn at a time."""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+ROLE_STYLE = {"system": ("#6c757d", "System"), "user": ("#1f6feb", "You"), "assistant": ("#2e7d32", "Model")}
+
+
+class ChatTranscript(QTextEdit):
+    """A read-only conversation: the turns so far, each under its speaker, and a note while a reply is awaited."""
+
+    def __init__(self, placeholder: str, parent=None):
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setPlaceholderText(placeholder)
+        self.turns: list[dict] = []
+        self.note = ""
+
+    def reset(self) -> None:
+        self.turns, self.note = [], ""
+        self._render()
+
+    def add(self, role: str, content: str) -> None:
+        self.turns.append({"role": role, "content": content})
+        self.note = ""
+        self._render()
+
+    def set_note(self, note: str) -> None:
+        """A line under the last turn (thinking…, or why no reply came); '' removes it."""
+        self.note = note
+        self._render()
+
+    def _render(self) -> None:
+        blocks = []
+        for turn in self.turns:
+            color, name = ROLE_STYLE.get(turn["role"], ("#444", turn["role"]))
+            body = html.escape(turn["content"]).replace("\n", "<br>") or "<i>(empty reply)</i>"
+            blocks.append(f"<p style='margin:0 0 10px 0'><b style='color:{color}'>{name}</b><br>{body}</p>")
+        if self.note:
+            blocks.append(f"<p style='color:#8a8a8a'><i>{html.escape(self.note)}</i></p>")
+        self.setHtml("".join(blocks))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+
+
+class ChatBox(QWidget):
+    """Type a message, Send: the model (and the base, side by side) answers through its chat template."""
+
+    send_requested = Signal(list, list)  # the model's turns and the base's, each ending with the new message
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.system = QLineEdit()
+        self.system.setPlaceholderText("System prompt (optional), e.g. 'You are a helpful assistant.'")
+        self.system.setToolTip("Sent as the conversation's first, system turn, where the template has one.")
+        self.message = QLineEdit()
+        self.message.setPlaceholderText("Your message; Enter sends it")
+        self.message.returnPressed.connect(self._send)
+        self.send = QPushButton("Send")
+        self.send.setToolTip("Send the message; the reply ends at the model's end-of-turn token (or at Tokens)")
+        self.send.clicked.connect(self._send)
+        self.new_chat = QPushButton("New chat")
+        self.new_chat.setToolTip("Forget the conversation and start again")
+        self.new_chat.clicked.connect(self.reset)
+        self.model_view = ChatTranscript("The conversation with the model chosen above appears here.")
+        self.base_view = ChatTranscript("The same conversation with the base model appears here.")
+        self.base_pane = _titled("Base (before fine-tuning)", self.base_view)
+        self.base_pane.setVisible(False)
+        panes = QSplitter(Qt.Orientation.Horizontal)
+        panes.addWidget(self.base_pane)
+        panes.addWidget(_titled("The model chosen above", self.model_view))
+        row = QHBoxLayout()
+        row.addWidget(self.message, 1)
+        row.addWidget(self.send)
+        row.addWidget(self.new_chat)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.system)
+        layout.addWidget(panes, 1)
+        layout.addLayout(row)
+        self.waiting: set[str] = set()
+
+    def set_compare(self, on: bool) -> None:
+        self.base_pane.setVisible(on)
+
+    def comparing(self) -> bool:
+        return self.base_pane.isVisibleTo(self)
+
+    def reset(self) -> None:
+        """A new conversation in both panes (a reply still on its way is dropped when it lands)."""
+        self.model_view.reset()
+        self.base_view.reset()
+        self.waiting.clear()
+        self.send.setEnabled(True)
+        self.system.setEnabled(True)
+
+    def add_reply(self, which: str, text: str) -> None:
+        """The reply of "model" or "base" to the last message."""
+        if which in self.waiting:
+            self.waiting.discard(which)
+            self._view(which).add("assistant", text)
+            self.send.setEnabled(not self.waiting)
+
+    def reply_failed(self, which: str, message: str) -> None:
+        """No reply from "model" or "base": say why under the conversation; the message stays to retry."""
+        if which in self.waiting:
+            self.waiting.discard(which)
+            view = self._view(which)
+            unanswered = view.turns.pop()["content"]
+            view.set_note(message)
+            if not self.message.text():
+                self.message.setText(unanswered)
+            self.send.setEnabled(not self.waiting)
+
+    def _view(self, which: str) -> ChatTranscript:
+        return self.base_view if which == "base" else self.model_view
+
+    def _send(self) -> None:
+        text = self.message.text().strip()
+        if not text or self.waiting:
+            return
+        views = [("model", self.model_view)] + ([("base", self.base_view)] if self.comparing() else [])
+        for which, view in views:
+            if not view.turns and self.system.text().strip():
+                view.add("system", self.system.text().strip())
+            view.add("user", text)
+            view.set_note("thinking…")
+            self.waiting.add(which)
+        self.system.setEnabled(False)
+        self.send.setEnabled(False)
+        self.message.clear()
+        base = list(self.base_view.turns) if self.comparing() else []
+        self.send_requested.emit(list(self.model_view.turns), base)
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(QLabel(f"<i>{title}</i>"))
+    layout.addWidget(widget, 1)
+    return box

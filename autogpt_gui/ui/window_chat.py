@@ -1,0 +1,74 @@
+"""The window's chat wiring: the Data tab's mask preview after a chat source is read, and the playground's chat
+replies (the chosen model and, side by side, the base), each in a background job. A mixin of MainWindow."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from autogpt_gui.ui import chat_jobs
+
+AUTO_MASK_BYTES = 20 << 20  # a chat file up to this size is tokenized for the mask preview as soon as it is read
+
+
+class WindowChat:
+    """Chat source previews and playground chat replies, each in a background job with its answer in the window."""
+
+    def _previewed(self, info: dict) -> None:
+        """The Data tab shows the source; a (small) chat source goes on to show its mask at once."""
+        self.data.show_preview(info)
+        cfg = self.config_panel.config()
+        if cfg.data.source == "chat" and info["size"] <= AUTO_MASK_BYTES and "tokenize" not in self.background.running:
+            self.tokenize_masks()
+
+    def tokenize_masks(self) -> None:
+        """Tokenize the chat source through its template in the background; the Data tab shows the mask."""
+        cfg = copy.deepcopy(self.config_panel.config())
+        self.data.set_busy(True)
+
+        def done(info):
+            self.data.show_tokens(info)
+            self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
+
+        def failed(msg, field):
+            self.data.set_busy(False)
+            self.data.show_progress("cancelled" if msg == "cancelled" else "failed", 0.0)
+            if msg != "cancelled":
+                self.data.show_error(msg)
+
+        self.background.start("tokenize", chat_jobs.chat_masks_job(cfg), done, failed, self.data.show_progress)
+
+    def chat(self, req: dict) -> None:
+        """Answer the playground's chat message with the chosen model, and with the base when comparing."""
+        box = self.samples.chat
+        settings = (req["max_new_tokens"], req["temperature"], req["seed"])
+        base = self.config_panel.config().model.init
+        if req["compare"]:
+            if base:
+                self._reply("base", base, req["base_turns"], settings)
+            else:
+                box.reply_failed("base", "There is no base model: choose one in 'Start from' (Model group).")
+        path, why = self._chat_model(req)
+        if path is None:
+            box.reply_failed("model", why)
+            self.samples.set_busy(False, why)
+            return
+        self.samples.set_busy(False, f"Model: {path}")
+        self._reply("model", path, req["turns"], settings)
+
+    def _reply(self, which: str, path: str, turns: list, settings: tuple) -> None:
+        box = self.samples.chat
+        self.background.start(f"chat-{which}", chat_jobs.chat_job(path, turns, *settings),
+                              lambda text: box.add_reply(which, text),
+                              lambda msg, field: box.reply_failed(which, msg))
+
+    def _chat_model(self, req: dict) -> tuple[str | None, str]:
+        """The checkpoint, run folder or model folder to chat with, or None and why there is none."""
+        source = req["source"]
+        if source in ("file", "checkpoint") and req.get("checkpoint"):
+            return req["checkpoint"], ""
+        if source == "base":
+            init = self.config_panel.config().model.init
+            return (init, "") if init else (None, "Choose a pretrained model in 'Start from' (Model group) first.")
+        if self.run_path and Path(self.run_path).exists():  # live: the run's latest saved checkpoint
+            return self.run_path, ""
+        return None, "Start a run first, or choose a checkpoint file as the model."
