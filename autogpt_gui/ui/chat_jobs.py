@@ -108,6 +108,21 @@ def _load_chat(path: str):
     return loaded
 
 
+def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, temperature: float, seed: int) -> str:
+    """The reply of a model being trained (called between two steps, in the training thread) through cfg's template;
+    the model is put back in training mode."""
+    from autogpt_gui.engine.data.chat import ChatTemplate, Turn, chat_reply, template_text
+
+    template = ChatTemplate(template_text(cfg.data.chat_template, cfg.model.init or None), tokenizer)
+    was_training = model.training
+    try:
+        model.eval()
+        return chat_reply(model, tokenizer, template, [Turn(t["role"], t["content"]) for t in turns],
+                          max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    finally:
+        model.train(was_training)
+
+
 def chat_job(path: str, turns: list[dict], max_new_tokens: int, temperature: float, seed: int):
     """A Task function: the reply of the model in `path` to the conversation `turns`, through its template."""
 

@@ -293,6 +293,7 @@ class MainWindow(WindowState, WindowTools, WindowChat, QMainWindow):
         worker.marked.connect(self.charts.add_marker)
         if hasattr(worker, "oom_offered"):  # a run of this window (a followed one decides for itself)
             worker.oom_offered.connect(self.offer_halving)
+            worker.chat_answered.connect(self.live_answered)
         worker.logged.connect(self._logged)
         worker.state_changed.connect(self._state_changed)
         worker.errored.connect(self.show_error)

@@ -47,6 +47,9 @@ class WindowChat:
                 self._reply("base", base, req["base_turns"], settings)
             else:
                 box.reply_failed("base", "There is no base model: choose one in 'Start from' (Model group).")
+        if req["source"] == "live" and self.worker is not None and hasattr(self.worker, "chat"):
+            if self.worker.chat(req["turns"], *settings):
+                return  # the answer comes through live_answered; else (still preparing) the run's last checkpoint
         path, why = self._chat_model(req)
         if path is None:
             box.reply_failed("model", why)
@@ -54,6 +57,13 @@ class WindowChat:
             return
         self.samples.set_busy(False, f"Model: {path}")
         self._reply("model", path, req["turns"], settings)
+
+    def live_answered(self, text: str, why: str) -> None:
+        """The live model's reply (chat_answered of the training worker)."""
+        if why:
+            self.samples.chat.reply_failed("model", why)
+        else:
+            self.samples.chat.add_reply("model", text)
 
     def _reply(self, which: str, path: str, turns: list, settings: tuple) -> None:
         box = self.samples.chat
