@@ -57,16 +57,24 @@ def _chat_tokenizer(cfg, task: Task):
     return prepare_data(cfg, task.progress, task.cancelled).tokenizer
 
 
+def _template(cfg, tokenizer):
+    """cfg's chat template bound to tokenizer, with the pretrained model's begin and end tokens where it has some."""
+    from autogpt_gui.engine.data.chat_template import ChatTemplate, model_tokens, template_text
+
+    folder = cfg.model.init or None
+    return ChatTemplate(template_text(cfg.data.chat_template, folder), tokenizer, **model_tokens(folder))
+
+
 def chat_masks_job(cfg):
     """A Task function: tokenize a chat source through its template; counts and the first conversations'
     tokens, each marked trained or masked, for the mask preview."""
 
     def job(task: Task) -> dict:
-        from autogpt_gui.engine.data.chat import ChatTemplate, read_conversations, template_text
+        from autogpt_gui.engine.data.chat import read_conversations
         from autogpt_gui.errors import Cancelled
 
         tokenizer = _chat_tokenizer(cfg, task)
-        template = ChatTemplate(template_text(cfg.data.chat_template, cfg.model.init or None), tokenizer)
+        template = _template(cfg, tokenizer)
         convs = read_conversations(cfg.data.path)
         trained = total = 0
         examples = []
@@ -111,9 +119,10 @@ def _load_chat(path: str):
 def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, temperature: float, seed: int) -> str:
     """The reply of a model being trained (called between two steps, in the training thread) through cfg's template;
     the model is put back in training mode."""
-    from autogpt_gui.engine.data.chat import ChatTemplate, Turn, chat_reply, template_text
+    from autogpt_gui.engine.data.chat import Turn
+    from autogpt_gui.engine.model.chat import chat_reply
 
-    template = ChatTemplate(template_text(cfg.data.chat_template, cfg.model.init or None), tokenizer)
+    template = _template(cfg, tokenizer)
     was_training = model.training
     try:
         model.eval()
@@ -124,13 +133,15 @@ def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, te
 
 
 def chat_job(path: str, turns: list[dict], max_new_tokens: int, temperature: float, seed: int):
-    """A Task function: the reply of the model in `path` to the conversation `turns`, through its template."""
+    """A Task function: the reply of the model in `path` to the conversation `turns`, through its template,
+    streamed through task.text."""
 
     def job(task: Task) -> str:
-        from autogpt_gui.engine.data.chat import Turn, chat_reply
+        from autogpt_gui.engine.data.chat import Turn
+        from autogpt_gui.engine.model.chat import chat_reply
 
         model, tokenizer, template = _load_chat(path)
         return chat_reply(model, tokenizer, template, [Turn(t["role"], t["content"]) for t in turns],
-                          max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+                          max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, on_text=task.text.emit)
 
     return job

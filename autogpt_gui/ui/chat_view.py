@@ -27,13 +27,20 @@ class ChatTranscript(QTextEdit):
         self.setPlaceholderText(placeholder)
         self.turns: list[dict] = []
         self.note = ""
+        self.partial: str | None = None  # the reply as it streams in, until it is whole
 
     def reset(self) -> None:
-        self.turns, self.note = [], ""
+        self.turns, self.note, self.partial = [], "", None
         self._render()
 
     def add(self, role: str, content: str) -> None:
         self.turns.append({"role": role, "content": content})
+        self.note, self.partial = "", None
+        self._render()
+
+    def stream(self, piece: str) -> None:
+        """More of the reply being written."""
+        self.partial = (self.partial or "") + piece
         self.note = ""
         self._render()
 
@@ -44,7 +51,8 @@ class ChatTranscript(QTextEdit):
 
     def _render(self) -> None:
         blocks = []
-        for turn in self.turns:
+        shown = self.turns + ([{"role": "assistant", "content": self.partial + " …"}] if self.partial else [])
+        for turn in shown:
             color, name = ROLE_STYLE.get(turn["role"], ("#444", turn["role"]))
             body = html.escape(turn["content"]).replace("\n", "<br>") or "<i>(empty reply)</i>"
             blocks.append(f"<p style='margin:0 0 10px 0'><b style='color:{color}'>{name}</b><br>{body}</p>")
@@ -90,6 +98,7 @@ class ChatBox(QWidget):
         layout.addWidget(panes, 1)
         layout.addLayout(row)
         self.waiting: set[str] = set()
+        self.epoch = 0  # which conversation: a reply to one forgotten by New chat is not shown in the next
 
     def set_compare(self, on: bool) -> None:
         self.base_pane.setVisible(on)
@@ -102,6 +111,7 @@ class ChatBox(QWidget):
         self.model_view.reset()
         self.base_view.reset()
         self.waiting.clear()
+        self.epoch += 1
         self.send.setEnabled(True)
         self.system.setEnabled(True)
 
@@ -112,12 +122,18 @@ class ChatBox(QWidget):
             self._view(which).add("assistant", text)
             self.send.setEnabled(not self.waiting)
 
+    def stream_reply(self, which: str, piece: str) -> None:
+        """A piece of the reply of "model" or "base" as it is generated."""
+        if which in self.waiting:
+            self._view(which).stream(piece)
+
     def reply_failed(self, which: str, message: str) -> None:
         """No reply from "model" or "base": say why under the conversation; the message stays to retry."""
         if which in self.waiting:
             self.waiting.discard(which)
             view = self._view(which)
             unanswered = view.turns.pop()["content"]
+            view.partial = None
             view.set_note(message)
             if not self.message.text():
                 self.message.setText(unanswered)

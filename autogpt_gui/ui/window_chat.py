@@ -66,10 +66,15 @@ class WindowChat:
             self.samples.chat.add_reply("model", text)
 
     def _reply(self, which: str, path: str, turns: list, settings: tuple) -> None:
-        box = self.samples.chat
+        box, epoch = self.samples.chat, self.samples.chat.epoch
+
+        def now(fn):  # an answer counts only in the conversation that asked for it
+            return lambda *args: fn(*args) if box.epoch == epoch else None
+
         self.background.start(f"chat-{which}", chat_jobs.chat_job(path, turns, *settings),
-                              lambda text: box.add_reply(which, text),
-                              lambda msg, field: box.reply_failed(which, msg))
+                              now(lambda text: box.add_reply(which, text)),
+                              now(lambda msg, field: box.reply_failed(which, msg)),
+                              on_text=now(lambda piece: box.stream_reply(which, piece)))
 
     def _chat_model(self, req: dict) -> tuple[str | None, str]:
         """The checkpoint, run folder or model folder to chat with, or None and why there is none."""
