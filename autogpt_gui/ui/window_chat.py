@@ -17,19 +17,24 @@ class WindowChat:
         """The Data tab shows the source; a (small) chat source goes on to show its mask at once."""
         self.data.show_preview(info)
         cfg = self.config_panel.config()
-        if cfg.data.source == "chat" and info["size"] <= AUTO_MASK_BYTES and "tokenize" not in self.background.running:
+        if cfg.data.source == "chat" and info["size"] <= AUTO_MASK_BYTES:
             self.tokenize_masks()
 
     def tokenize_masks(self) -> None:
         """Tokenize the chat source through its template in the background; the Data tab shows the mask."""
         cfg = copy.deepcopy(self.config_panel.config())
+        self.background.cancel("tokenize")  # the settings changed: what it would show is out of date
+        self._masks_asked = asked = getattr(self, "_masks_asked", 0) + 1
         self.data.set_busy(True)
 
         def done(info):
-            self.data.show_tokens(info)
-            self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
+            if asked == self._masks_asked:
+                self.data.show_tokens(info)
+                self.config_panel.set_data_info(info["vocab_size"], info["train_tokens"])
 
         def failed(msg, field):
+            if asked != self._masks_asked:
+                return
             self.data.set_busy(False)
             self.data.show_progress("cancelled" if msg == "cancelled" else "failed", 0.0)
             if msg != "cancelled":
@@ -48,6 +53,7 @@ class WindowChat:
             else:
                 box.reply_failed("base", "There is no base model: choose one in 'Start from' (Model group).")
         if req["source"] == "live" and self.worker is not None and hasattr(self.worker, "chat"):
+            self._live_epoch = box.epoch
             if self.worker.chat(req["turns"], *settings):
                 return  # the answer comes through live_answered; else (still preparing) the run's last checkpoint
         path, why = self._chat_model(req)
@@ -60,6 +66,8 @@ class WindowChat:
 
     def live_answered(self, text: str, why: str) -> None:
         """The live model's reply (chat_answered of the training worker)."""
+        if getattr(self, "_live_epoch", None) != self.samples.chat.epoch:
+            return
         if why:
             self.samples.chat.reply_failed("model", why)
         else:
