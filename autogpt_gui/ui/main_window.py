@@ -149,7 +149,7 @@ class MainWindow(WindowState, WindowTools, WindowChat, QMainWindow):
         self.config_panel.show_problems(problems)
         self.controls.set_start_allowed(problems)
         self.samples.set_base(cfg.model.init)
-        self.data.set_chat(cfg.data.source == "chat")
+        self.show_chat_source(cfg.data.source == "chat")
         if not any(f.startswith("data.") for f, _ in problems):
             self._schedule_preview()
 

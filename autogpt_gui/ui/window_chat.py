@@ -13,6 +13,13 @@ AUTO_MASK_BYTES = 20 << 20  # a chat file up to this size is tokenized for the m
 class WindowChat:
     """Chat source previews and playground chat replies, each in a background job with its answer in the window."""
 
+    def show_chat_source(self, chat: bool) -> None:
+        """The Data tab shows masks for a chat source; the playground turns to chat when the source becomes one."""
+        self.data.set_chat(chat)
+        if chat != getattr(self, "_chat_source", False):
+            self.samples.mode.setCurrentIndex(self.samples.mode.findData("chat" if chat else "text"))
+        self._chat_source = chat
+
     def _previewed(self, info: dict) -> None:
         """The Data tab shows the source; a (small) chat source goes on to show its mask at once."""
         self.data.show_preview(info)
