@@ -101,6 +101,8 @@ class DataConfig:
     val_fraction: float = 0.1
     text_field: str = "text"
     task_digits: int = 2
+    chat_template: str = "model"  # chat: "model" (its own; ChatML where it has none), "chatml" or a Jinja file
+    train_on: str = "assistant"  # chat: the loss over "assistant" replies (and their end-of-turn tokens), or "all"
 
 
 @dataclass

@@ -186,7 +186,8 @@ _TABLE = (
     Setting("data.source", "Source", "Where the training text comes from.", "choice", choices=(
         ("python-docs", "Built-in: Python documentation"), ("shakespeare", "Built-in: Tiny Shakespeare"),
         ("task:addition", "Task: addition (a+b=c)"), ("task:reversal", "Task: reverse a word"),
-        ("file", "Text file…"), ("folder", "Folder of text files…"), ("jsonl", "JSONL file (text field)…"))),
+        ("file", "Text file…"), ("folder", "Folder of text files…"), ("jsonl", "JSONL file (text field)…"),
+        ("chat", "Conversations (JSONL file or folder)…"))),
     Setting("data.path", "Path", "The file or folder to train on (text, UTF-8).", "path"),
     Setting("data.tokenizer", "Tokenizer", "Automatic: a pretrained model's own, else char. char: one token per "
             "character; byte: 256 UTF-8 bytes; bpe: sub-words learned from your text; model: the pretrained "
@@ -200,6 +201,12 @@ _TABLE = (
     Setting("data.task_digits", "Task digits", "Digits per operand for the addition task.", "int", low=1, high=6,
             refusal="must be between {low} and {high}"),
     Setting("data.text_field", "JSONL field", "Which field of each JSON line holds the text (jsonl only).", "text"),
+    Setting("data.chat_template", "Chat template", "How conversations become text (chat only): model (the "
+            "pretrained model's own template; ChatML where it has none), chatml, or the path of a Jinja file. "
+            "Rendered in a sandbox: a template cannot reach Python, read files or run forever.", "text"),
+    Setting("data.train_on", "Train on", "Which tokens of a conversation the loss counts (chat only): the "
+            "assistant's replies with their end-of-turn tokens, or every token.", "choice",
+            choices=(("assistant", "Replies only"), ("all", "Every token"))),
     # ---- optim ---------------------------------------------------------------------------------
     Setting("optim.name", "Optimizer", "AdamW is the usual choice for transformers.", "choice",
             choices=_same("adamw", "adam", "sgd")),

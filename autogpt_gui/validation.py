@@ -64,7 +64,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
                                     "bpe, or a model to start from"))
 
     _choice(p, cfg, "data.source", "source")
-    if d.source in ("file", "folder", "jsonl"):
+    if d.source in ("file", "folder", "jsonl", "chat"):
         path = Path(d.path).expanduser()
         if not d.path:
             p.append(("data.path", f"a {d.source} source needs a path; choose one"))
@@ -75,6 +75,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         elif d.source in ("file", "jsonl") and path.is_dir():
             p.append(("data.path", f"{d.path} is a folder; choose a file or use source 'folder'"))
     _choice(p, cfg, "data.tokenizer", "tokenizer")
+    if d.source == "chat":
+        p.extend(_chat_problems(cfg))
     if d.tokenizer == "bpe":
         _bounds(p, cfg, "data.bpe_vocab_size")
     _bounds(p, cfg, "data.val_fraction")
@@ -126,4 +128,19 @@ def _lora_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     if not names or wrong:
         p.append(("model.lora_targets", (f"unknown layer {', '.join(map(repr, wrong))}; " if wrong else "") +
                   f"list one or more of {', '.join(LORA_TARGETS)}, separated by commas"))
+    return p
+
+
+def _chat_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    """data.chat_template names a template that exists; its text is checked (sandboxed) when the data is built."""
+    d = cfg.data
+    p: list[tuple[str, str]] = []
+    _choice(p, cfg, "data.train_on", "choice", listed=False)
+    if d.chat_template not in ("model", "chatml"):
+        path = Path(d.chat_template).expanduser()
+        if not d.chat_template.strip():
+            p.append(("data.chat_template", "choose model, chatml or the path of a Jinja template file"))
+        elif not path.is_file():
+            p.append(("data.chat_template", f"{d.chat_template} is not a file; choose model, chatml or the path of "
+                                            "a Jinja template file"))
     return p

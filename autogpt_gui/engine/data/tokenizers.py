@@ -1,7 +1,12 @@
-"""Character, byte and byte-level BPE tokenizers, each saved and loaded as JSON."""
+"""Character, byte and byte-level BPE tokenizers, each saved and loaded as JSON.
+
+Each may carry special tokens (a chat template's `<|im_start|>`, `<|im_end|>`, ...): text that always
+encodes to one id of its own, after the ordinary vocabulary.
+"""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -12,6 +17,8 @@ class Tokenizer:
     """Text <-> token ids. Subclasses set `kind` and implement the four methods below."""
 
     kind = ""
+    specials: tuple[str, ...] = ()  # special tokens, each one id after the ordinary vocabulary
+    chat: dict | None = None  # trained for chat data: {"template": Jinja text, "bos_token": ..., "eos_token": ...}
 
     @property
     def vocab_size(self) -> int:
@@ -34,6 +41,64 @@ class Tokenizer:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
+    def _extra(self) -> dict:
+        """What to_json saves beside the vocabulary: the chat template the tokenizer was trained with."""
+        return {"chat": self.chat} if self.chat else {}
+
+    def add_specials(self, tokens: Iterable[str]) -> None:
+        """Make each of tokens (that it does not hold yet) one id of its own, after the vocabulary."""
+        self.specials = self.specials + tuple(t for t in dict.fromkeys(tokens) if t and t not in self.specials)
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        """The ids of text and where (character index) each token starts; special tokens are one id each."""
+        ids: list[int] = []
+        starts: list[int] = []
+        for start, piece, special in _pieces(text, self.specials):
+            if special is not None:
+                ids.append(self._plain_size() + special)
+                starts.append(start)
+                continue
+            piece_ids, piece_starts = self._plain_offsets(piece)
+            ids += piece_ids
+            starts += [start + s for s in piece_starts]
+        return ids, starts
+
+    def _plain_size(self) -> int:
+        return self.vocab_size - len(self.specials)
+
+    def _plain_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        raise NotImplementedError
+
+    def _split_specials(self, ids: Iterable[int]) -> list[list[int] | str]:
+        """ids as runs of ordinary ids and the special tokens' text between them."""
+        base, out = self._plain_size(), []
+        run: list[int] = []
+        for i in ids:
+            if base <= i < base + len(self.specials):
+                if run:
+                    out.append(run)
+                out.append(self.specials[i - base])
+                run = []
+            else:
+                run.append(i)
+        return out + ([run] if run else [])
+
+
+def _pieces(text: str, specials: tuple[str, ...]):
+    """(start, text, None) for ordinary stretches and (start, token, index) for each special token."""
+    if not specials:
+        yield 0, text, None
+        return
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True)))
+    pos = 0
+    for m in pattern.finditer(text):
+        if m.start() > pos:
+            yield pos, text[pos:m.start()], None
+        yield m.start(), m.group(), specials.index(m.group())
+        pos = m.end()
+    if pos < len(text):
+        yield pos, text[pos:], None
+
 
 class CharTokenizer(Tokenizer):
     """One token per distinct character of the training text."""
@@ -53,10 +118,17 @@ class CharTokenizer(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return len(self.chars)
+        return len(self.chars) + len(self.specials)
 
     def encode(self, text: str, strict: bool = True) -> list[int]:
         """Ids of text; with strict=False characters outside the vocabulary are dropped."""
+        if self.specials:
+            return [i for start, piece, special in _pieces(text, self.specials)
+                    for i in ([len(self.chars) + special] if special is not None else self.encode_plain(piece, strict))]
+        return self.encode_plain(text, strict)
+
+    def encode_plain(self, text: str, strict: bool = True) -> list[int]:
+        """encode() without looking for special tokens."""
         if strict:
             try:
                 return [self.stoi[c] for c in text]
@@ -66,11 +138,19 @@ class CharTokenizer(Tokenizer):
                 ) from None
         return [self.stoi[c] for c in text if c in self.stoi]
 
+    def _plain_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        """Characters outside the vocabulary are dropped (a typed prompt may hold one)."""
+        kept = [(self.stoi[c], i) for i, c in enumerate(text) if c in self.stoi]
+        return [k for k, _ in kept], [i for _, i in kept]
+
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.chars[i] for i in ids if 0 <= i < len(self.chars))
+        return "".join(p if isinstance(p, str) else "".join(self.chars[i] for i in p if 0 <= i < len(self.chars))
+                       for p in self._split_specials(ids))
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "chars": self.chars}, ensure_ascii=False)
+        return json.dumps({"kind": self.kind, "chars": self.chars, **({"specials": list(self.specials)}
+                                                                      if self.specials else {}), **self._extra()},
+                          ensure_ascii=False)
 
 
 class ByteTokenizer(Tokenizer):
@@ -80,16 +160,29 @@ class ByteTokenizer(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return 256
+        return 256 + len(self.specials)
 
     def encode(self, text: str, strict: bool = True) -> list[int]:
+        if self.specials:
+            return self.encode_offsets(text)[0]
         return list(text.encode("utf-8"))
 
+    def _plain_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        ids: list[int] = []
+        starts: list[int] = []
+        for pos, ch in enumerate(text):
+            raw = ch.encode("utf-8", errors="surrogatepass")
+            ids += raw
+            starts += [pos] * len(raw)
+        return ids, starts
+
     def decode(self, ids: Iterable[int]) -> str:
-        return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+        return "".join(p if isinstance(p, str) else bytes(i for i in p if 0 <= i < 256).decode("utf-8", errors="replace")
+                       for p in self._split_specials(ids))
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind})
+        return json.dumps({"kind": self.kind, **({"specials": list(self.specials)} if self.specials else {}),
+                           **self._extra()}, ensure_ascii=False)
 
 
 class BPETokenizer(Tokenizer):
@@ -127,11 +220,27 @@ class BPETokenizer(Tokenizer):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch(texts)]
 
+    @property
+    def specials(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(t.content for t in self.hf.get_added_tokens_decoder().values() if t.special)
+
+    def add_specials(self, tokens: Iterable[str]) -> None:
+        """Add each token the vocabulary lacks as a special token of its own (HF `add_special_tokens`)."""
+        from tokenizers import AddedToken
+
+        missing = [t for t in dict.fromkeys(tokens) if t and self.hf.token_to_id(t) is None]
+        self.hf.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in missing])
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        """Ids and start offsets, with no begin/end tokens added (a chat template writes its own)."""
+        enc = self.hf.encode(text, add_special_tokens=False)
+        return enc.ids, [start for start, _ in enc.offsets]
+
     def decode(self, ids: Iterable[int]) -> str:
         return self.hf.decode(list(ids))
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "hf": json.loads(self.hf.to_str())}, ensure_ascii=False)
+        return json.dumps({"kind": self.kind, "hf": json.loads(self.hf.to_str()), **self._extra()}, ensure_ascii=False)
 
 
 def tokenizer_from_json(text: str) -> Tokenizer:
@@ -141,23 +250,34 @@ def tokenizer_from_json(text: str) -> Tokenizer:
         kind = data["kind"]
     except (ValueError, KeyError, TypeError):
         raise DataError("not a tokenizer file of ours (expected JSON with a 'kind')", "tokenizer") from None
-    if kind == "char":
-        return CharTokenizer(data["chars"])
-    if kind == "byte":
-        return ByteTokenizer()
-    if kind == "bpe":
+    tok: Tokenizer
+    if kind in ("char", "byte"):
+        tok = CharTokenizer(data["chars"]) if kind == "char" else ByteTokenizer()
+        tok.add_specials(data.get("specials", ()))
+    elif kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_str(json.dumps(data["hf"])))
-    raise DataError(f"unknown tokenizer kind '{kind}'", "tokenizer")
+        tok = BPETokenizer(HFTokenizer.from_str(json.dumps(data["hf"])))
+    else:
+        raise DataError(f"unknown tokenizer kind '{kind}'", "tokenizer")
+    chat = data.get("chat")
+    tok.chat = chat if isinstance(chat, dict) and isinstance(chat.get("template"), str) else None
+    return tok
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     return tokenizer_from_json(Path(path).read_text(encoding="utf-8"))
 
 
-def train_tokenizer(kind: str, chunks_factory, bpe_vocab_size: int = 1024) -> Tokenizer:
-    """Fit the tokenizer of `kind` on the text that chunks_factory() yields (may be called twice)."""
+def train_tokenizer(kind: str, chunks_factory, bpe_vocab_size: int = 1024, specials: Iterable[str] = ()) -> Tokenizer:
+    """Fit the tokenizer of `kind` on the text that chunks_factory() yields (may be called twice); `specials`
+    (a chat template's tokens) each become one id after the learned vocabulary."""
+    tok = _trained(kind, chunks_factory, bpe_vocab_size)
+    tok.add_specials(specials)
+    return tok
+
+
+def _trained(kind: str, chunks_factory, bpe_vocab_size: int) -> Tokenizer:
     if kind == "byte":
         return ByteTokenizer()
     if kind == "char":
