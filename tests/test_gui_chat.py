@@ -1,7 +1,13 @@
 """Chat in the window (issue 20): the Data tab's mask preview and the playground's chat, driven like a user."""
 from __future__ import annotations
 
+import json
+import re
+
+import pytest
 from PySide6.QtCore import Qt
+
+from autogpt_gui.config import RunConfig
 
 
 def test_a_failed_reply_gives_the_message_back_and_says_why(qtbot):
@@ -29,3 +35,105 @@ def test_a_failed_reply_gives_the_message_back_and_says_why(qtbot):
     assert [t["content"] for t in box.model_view.turns] == ["Be brief.", "hello", "Hi."]
     box.add_reply("model", "a late second answer")  # nothing was asked: dropped
     assert len(box.model_view.turns) == 3
+
+
+CONVERSATIONS = [
+    [("user", "hi"), ("assistant", "hello"), ("user", "how are you"), ("assistant", "fine"), ("user", "bye"),
+     ("assistant", "see you")],
+    [("user", "2+2"), ("assistant", "4")],
+    [("system", "be kind"), ("user", "name?"), ("assistant", "Ada")],
+]
+END = "<|im_end|>"
+
+
+def _write_chat(path, conversations) -> None:
+    lines = [json.dumps({"messages": [{"role": r, "content": c} for r, c in conv]}) for conv in conversations]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _chatml_tokens(conv) -> int:
+    """Tokens of a conversation in ChatML with a char tokenizer that holds <|im_start|> and <|im_end|> whole."""
+    return sum(1 + len(role) + 1 + len(content) + 1 + 1 for role, content in conv)
+
+
+def _highlighted(view) -> tuple[str, str]:
+    """(trained, masked) text of the mask preview as drawn: fragments by their background's colour."""
+    from PySide6.QtGui import QColor
+
+    trained_green = QColor(46, 160, 67).green()
+    doc, out = view.document(), {True: [], False: []}
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            frag = it.fragment()
+            color = frag.charFormat().background().color()
+            trained = color.green() == trained_green and color.red() == 46
+            out[trained].append(frag.text().replace("\u00a0", " "))
+            it += 1
+        block = block.next()
+    return "".join(out[True]), "".join(out[False])
+
+
+@pytest.fixture
+def chat_file(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    _write_chat(path, CONVERSATIONS)
+    return path
+
+
+CHAT = ["model.preset='custom'", "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=96",
+        "train.precision='fp32'", "train.device='cpu'", "data.source='chat'", "data.tokenizer='char'"]
+
+
+def test_the_data_tab_shows_a_conversation_with_its_trained_tokens_highlighted_and_the_counts(make_window, qtbot,
+                                                                                                chat_file):
+    w = make_window([*CHAT, f"data.path='{chat_file}'"])
+    w.tabs.setCurrentWidget(w.data)
+    masks = w.data.masks
+    qtbot.waitUntil(lambda: bool(masks.examples), timeout=120_000)  # read, tokenized and masked on its own
+    assert masks.isVisible() and not w.data.tokens.isVisible()
+    assert w.samples.chat_mode(), "a chat source turns the playground to chat"
+
+    trained, masked = _highlighted(masks.view)
+    first = CONVERSATIONS[0]
+    assert trained == "".join(c + END for r, c in first if r == "assistant")  # every reply and its end of turn
+    assert "hi" in masked and "how are you" in masked and "<|im_start|>assistant" in masked
+    assert "Conversation 1 of 3" in masks.position.text() and "chat.jsonl:1" in masks.position.text()
+    replies = [c for r, c in first if r == "assistant"]
+    assert f"{sum(len(c) + 1 for c in replies)} of {_chatml_tokens(first)} tokens trained" in masks.position.text()
+
+    qtbot.mouseClick(masks.next, Qt.LeftButton)
+    assert "chat.jsonl:2" in masks.position.text()
+    assert _highlighted(masks.view)[0] == "4" + END
+    qtbot.mouseClick(masks.next, Qt.LeftButton)
+    assert _highlighted(masks.view)[0] == "Ada" + END and not masks.next.isEnabled()
+
+    # the counts, training and held out together, are every reply plus its end-of-turn token of all the tokens
+    data = w.data.masks.counts.text()
+    numbers = [int(n.replace(",", "")) for n in re.findall(r"<b>([\d,]+)</b>", data)]
+    (convs, turns, trained_n, tokens), (v_convs, v_turns, v_trained, v_tokens) = numbers[:4], numbers[4:8]
+    assert convs + v_convs == 3 and turns + v_turns == sum(len(c) for c in CONVERSATIONS)
+    assert trained_n + v_trained == sum(len(c) + 1 for conv in CONVERSATIONS for r, c in conv if r == "assistant")
+    assert tokens + v_tokens == sum(map(_chatml_tokens, CONVERSATIONS))
+    w.grab().save(str(chat_file.parent / "data-tab.png"))
+
+    w.set_config(RunConfig().with_overrides([*CHAT, f"data.path='{chat_file}'", "data.train_on='all'"]))
+    qtbot.waitUntil(lambda: "train on: all" in masks.counts.text() and bool(masks.examples), timeout=120_000)
+    trained, masked = _highlighted(masks.view)
+    assert masked == "" and trained.startswith("<|im_start|>user")
+
+
+def test_bad_chat_data_shows_its_line_numbered_message_at_the_data_tab(make_window, qtbot, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+                   + "\n" + json.dumps({"messages": [{"role": "robot", "content": "beep"}]}) + "\n", encoding="utf-8")
+    w = make_window([*CHAT, f"data.path='{bad}'"])
+    qtbot.waitUntil(lambda: "Cannot use this source" in w.data.info.text(), timeout=120_000)
+    assert "bad.jsonl:2" in w.data.info.text() and "robot" in w.data.info.text()
+    assert not w.data.masks.examples and w.data.preview.toPlainText() == ""
+
+    bad.write_text("{not json\n", encoding="utf-8")
+    w.set_config(RunConfig().with_overrides([*CHAT, f"data.path='{bad}'", "data.val_fraction=0.2"]))
+    qtbot.waitUntil(lambda: "bad.jsonl:1" in w.data.info.text() and "not JSON" in w.data.info.text(),
+                    timeout=120_000)

@@ -46,69 +46,54 @@ def chat_preview_job(cfg):
     return job
 
 
-def _chat_tokenizer(cfg, task: Task):
-    """The tokenizer a run of cfg trains with: a pretrained model's own, else the one trained on the data."""
+def _chat_data(cfg, task: Task):
+    """cfg's chat source as a run would train it: read, templated, tokenized and packed (with a pretrained
+    model's tokenizer and template where cfg starts from one)."""
+    from autogpt_gui.engine.data.chat_loader import prepare_chat
+
+    tokenizer, folder = None, None
     if cfg.model.init:
         from autogpt_gui.engine.model.hf import load_pretrained
 
-        return load_pretrained(cfg.model.init, weights=False).tokenizer
-    from autogpt_gui.engine.session import prepare_data
-
-    return prepare_data(cfg, task.progress, task.cancelled).tokenizer
-
-
-def _template(cfg, tokenizer):
-    """cfg's chat template bound to tokenizer, with the pretrained model's begin and end tokens where it has some."""
-    from autogpt_gui.engine.data.chat_template import ChatTemplate, model_tokens, template_text
-
-    folder = cfg.model.init or None
-    return ChatTemplate(template_text(cfg.data.chat_template, folder), tokenizer, **model_tokens(folder))
+        pre = load_pretrained(cfg.model.init, weights=False)
+        tokenizer, folder = pre.tokenizer, pre.folder
+    return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, task.progress, task.cancelled)
 
 
 def chat_masks_job(cfg):
-    """A Task function: tokenize a chat source through its template; counts and the first conversations'
-    tokens, each marked trained or masked, for the mask preview."""
+    """A Task function: prepare a chat source as training would; its counts and the first conversations' tokens,
+    each marked trained or masked, for the mask preview."""
 
     def job(task: Task) -> dict:
-        from autogpt_gui.engine.data.chat import read_conversations
-        from autogpt_gui.errors import Cancelled
+        from dataclasses import asdict
 
-        tokenizer = _chat_tokenizer(cfg, task)
-        template = _template(cfg, tokenizer)
-        convs = read_conversations(cfg.data.path)
-        trained = total = 0
+        from autogpt_gui.engine.data.chat import read_conversations
+
+        data = _chat_data(cfg, task)
         examples = []
-        for i, conv in enumerate(convs):
-            ids, mask = template.encode(conv, cfg.data.train_on)
-            trained += sum(mask)
-            total += len(ids)
-            if i < PREVIEWED:
-                strings = tokenizer.token_strings(ids[:PREVIEW_TOKENS])
-                examples.append({"where": conv.where, "tokens": [[s, int(m)] for s, m in zip(strings, mask)]})
-            if i % 200 == 0:
-                task.progress("masking", i / len(convs))
-                if task.cancelled():
-                    raise Cancelled("cancelled")
-        masks = {"conversations": len(convs), "turns": sum(len(c.turns) for c in convs), "trained_tokens": trained,
-                 "tokens": total, "examples": examples, "train_on": cfg.data.train_on,
-                 "template": cfg.data.chat_template}
-        return {"train_tokens": total, "val_tokens": 0, "vocab_size": tokenizer.vocab_size, "from_cache": False,
-                "tokenized": [], "label": Path(cfg.data.path).name, "masks": masks}
+        for conv in read_conversations(cfg.data.path)[:PREVIEWED]:
+            ids, mask = data.template.encode(conv, cfg.data.train_on)
+            strings = data.tokenizer.token_strings(ids[:PREVIEW_TOKENS])
+            examples.append({"where": conv.where, "tokens": [[s, int(m)] for s, m in zip(strings, mask)]})
+        masks = {**asdict(data.counts), "held_out": asdict(data.val_counts), "examples": examples,
+                 "train_on": cfg.data.train_on, "template": cfg.data.chat_template,
+                 "end_of_turn": data.template.end_of_turn}
+        return {"train_tokens": data.counts.tokens, "val_tokens": data.val_counts.tokens,
+                "vocab_size": data.tokenizer.vocab_size, "from_cache": data.from_cache, "tokenized": [],
+                "label": data.source_label, "masks": masks}
 
     return job
 
 
 def _load_chat(path: str):
     """(model, tokenizer, template) of a run folder, checkpoint or model folder, kept while its file is unchanged."""
-    from autogpt_gui.engine.load import load_chat
-
     p = Path(path).expanduser()
     stamp = p.stat().st_mtime_ns if p.exists() else 0
     with _models_lock:
         held = _models.get(path)
         if held is not None and held[0] == stamp:
             return held[1:]
-    loaded = load_chat(path)
+    loaded = _read_chat(p)
     with _models_lock:
         if len(_models) >= 2:  # the model and its base: a third replaces them
             _models.clear()
@@ -117,12 +102,12 @@ def _load_chat(path: str):
 
 
 def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, temperature: float, seed: int) -> str:
-    """The reply of a model being trained (called between two steps, in the training thread) through cfg's template;
-    the model is put back in training mode."""
+    """The reply of a model being trained (called between two steps, in the training thread) through the template
+    it trains with; the model is put back in training mode."""
     from autogpt_gui.engine.data.chat import Turn
-    from autogpt_gui.engine.model.chat import chat_reply
+    from autogpt_gui.engine.model.chat import chat_reply, run_template
 
-    template = _template(cfg, tokenizer)
+    template = run_template(tokenizer, cfg.model)
     was_training = model.training
     try:
         model.eval()
@@ -130,6 +115,19 @@ def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, te
                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     finally:
         model.train(was_training)
+
+
+def _read_chat(path: Path):
+    from dataclasses import replace
+
+    from autogpt_gui.engine.load import load_model
+    from autogpt_gui.engine.model.chat import run_template
+
+    model, tokenizer, run_cfg = load_model(path)
+    model_cfg = run_cfg.model
+    if not model_cfg.init and (path / "config.json").is_file():  # a Hugging Face folder: its own template
+        model_cfg = replace(model_cfg, init=str(path))
+    return model, tokenizer, run_template(tokenizer, model_cfg)
 
 
 def chat_job(path: str, turns: list[dict], max_new_tokens: int, temperature: float, seed: int):

@@ -25,15 +25,26 @@ def conversation_html(tokens: list) -> str:
     return "<div style='font-family:monospace;line-height:140%'>" + "".join(spans) + "</div>"
 
 
+def _counts(c: dict) -> str:
+    share = f" ({c['trained_tokens'] / c['tokens'] * 100:.0f} %)" if c["tokens"] else ""
+    text = (f"<b>{c['conversations']:,}</b> conversations, <b>{c['turns']:,}</b> turns, "
+            f"<b>{c['trained_tokens']:,}</b> trained tokens of <b>{c['tokens']:,}</b>{share}")
+    extra = [f"{c[key]:,} {what}" for key, what in (("split", "split at turn boundaries"),
+                                                    ("truncated", "truncated to the context"),
+                                                    ("dropped", "pieces with no reply left out")) if c.get(key)]
+    return text + ("; " + ", ".join(extra) if extra else "")
+
+
 def counts_text(info: dict) -> str:
-    """The summary line: conversations, turns, trained tokens of all tokens (and the share)."""
-    share = info["trained_tokens"] / info["tokens"] * 100 if info["tokens"] else 0.0
-    text = (f"<b>{info['conversations']:,}</b> conversations, <b>{info['turns']:,}</b> turns · "
-            f"<b>{info['trained_tokens']:,}</b> trained tokens of <b>{info['tokens']:,}</b> ({share:.1f} %)")
-    if info.get("train_on"):
-        text += f" · trained on: {html.escape(info['train_on'])}"
-    if info.get("template"):
-        text += f" · template: {html.escape(info['template'])}"
+    """What trains and what is held out: conversations, turns, trained tokens of all tokens (as `train` says)."""
+    text = f"Training: {_counts(info)}"
+    if info.get("held_out"):
+        text += f"<br>Held out to validate: {_counts(info['held_out'])}"
+    settings = [f"train on: {html.escape(info['train_on'])}" if info.get("train_on") else "",
+                f"template: {html.escape(info['template'])}" if info.get("template") else "",
+                f"end of turn: {html.escape(info['end_of_turn'])}" if info.get("end_of_turn") else ""]
+    if any(settings):
+        text += "<br><span style='color:#6c757d'>" + " · ".join(s for s in settings if s) + "</span>"
     return text
 
 
@@ -75,9 +86,10 @@ class MaskPreview(QWidget):
         self._update_buttons()
 
     def show_masks(self, info: dict) -> None:
-        """info: counts (conversations, turns, trained_tokens, tokens) and examples [{where, tokens: [[t, 0|1]]}]."""
+        """info: the training counts (conversations, turns, trained_tokens, tokens, split, ...), held_out (the same
+        for validation), and examples [{where, tokens: [[text, 0|1]]}] in the file's order."""
         self.examples = list(info.get("examples", []))
-        self.total = info["conversations"]
+        self.total = info["conversations"] + info.get("held_out", {}).get("conversations", 0)
         self.counts.setText(counts_text(info))
         self.index = 0
         self._show()
