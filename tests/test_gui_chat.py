@@ -110,7 +110,7 @@ def test_the_data_tab_shows_a_conversation_with_its_trained_tokens_highlighted_a
     assert _highlighted(masks.view)[0] == "Ada" + END and not masks.next.isEnabled()
 
     # the counts, training and held out together, are every reply plus its end-of-turn token of all the tokens
-    data = w.data.masks.counts.text()
+    data = masks.counts.text() + masks.held_out.text()
     numbers = [int(n.replace(",", "")) for n in re.findall(r"<b>([\d,]+)</b>", data)]
     (convs, turns, trained_n, tokens), (v_convs, v_turns, v_trained, v_tokens) = numbers[:4], numbers[4:8]
     assert convs + v_convs == 3 and turns + v_turns == sum(len(c) for c in CONVERSATIONS)
@@ -119,7 +119,7 @@ def test_the_data_tab_shows_a_conversation_with_its_trained_tokens_highlighted_a
     w.grab().save(str(chat_file.parent / "data-tab.png"))
 
     w.set_config(RunConfig().with_overrides([*CHAT, f"data.path='{chat_file}'", "data.train_on='all'"]))
-    qtbot.waitUntil(lambda: "train on: all" in masks.counts.text() and bool(masks.examples), timeout=120_000)
+    qtbot.waitUntil(lambda: "train on: all" in masks.settings.text() and bool(masks.examples), timeout=120_000)
     trained, masked = _highlighted(masks.view)
     assert masked == "" and trained.startswith("<|im_start|>user")
 

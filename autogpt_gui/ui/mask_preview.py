@@ -27,7 +27,8 @@ def conversation_html(tokens: list) -> str:
 
 def _counts(c: dict) -> str:
     share = f" ({c['trained_tokens'] / c['tokens'] * 100:.0f} %)" if c["tokens"] else ""
-    text = (f"<b>{c['conversations']:,}</b> conversations, <b>{c['turns']:,}</b> turns, "
+    text = (f"<b>{c['conversations']:,}</b> conversation{'s' * (c['conversations'] != 1)}, "
+            f"<b>{c['turns']:,}</b> turn{'s' * (c['turns'] != 1)}, "
             f"<b>{c['trained_tokens']:,}</b> trained tokens of <b>{c['tokens']:,}</b>{share}")
     extra = [f"{c[key]:,} {what}" for key, what in (("split", "split at turn boundaries"),
                                                     ("truncated", "truncated to the context"),
@@ -35,17 +36,15 @@ def _counts(c: dict) -> str:
     return text + ("; " + ", ".join(extra) if extra else "")
 
 
-def counts_text(info: dict) -> str:
-    """What trains and what is held out: conversations, turns, trained tokens of all tokens (as `train` says)."""
-    text = f"Training: {_counts(info)}"
-    if info.get("held_out"):
-        text += f"<br>Held out to validate: {_counts(info['held_out'])}"
+def counts_lines(info: dict) -> tuple[str, str, str]:
+    """What trains, what is held out (conversations, turns, trained tokens of all tokens, as `train` says them),
+    and the settings that decided it."""
+    held_out = f"Held out to validate: {_counts(info['held_out'])}" if info.get("held_out") else ""
     settings = [f"train on: {html.escape(info['train_on'])}" if info.get("train_on") else "",
                 f"template: {html.escape(info['template'])}" if info.get("template") else "",
                 f"end of turn: {html.escape(info['end_of_turn'])}" if info.get("end_of_turn") else ""]
-    if any(settings):
-        text += "<br><span style='color:#6c757d'>" + " · ".join(s for s in settings if s) + "</span>"
-    return text
+    return (f"Training: {_counts(info)}", held_out,
+            "<span style='color:#6c757d'>" + " · ".join(s for s in settings if s) + "</span>")
 
 
 class MaskPreview(QWidget):
@@ -55,8 +54,9 @@ class MaskPreview(QWidget):
         super().__init__(parent)
         self.examples: list[dict] = []
         self.index = 0
-        self.counts = QLabel("")
-        self.counts.setWordWrap(True)
+        self.counts, self.held_out, self.settings = QLabel(""), QLabel(""), QLabel("")
+        for label in (self.counts, self.held_out, self.settings):
+            label.setWordWrap(True)
         self.legend = QLabel(f"<span style='background:{TRAINED_COLORS[1]}'>&nbsp;trained&nbsp;</span>&nbsp; "
                              f"<span style='background:{MASKED_COLORS[1]};color:{MASKED_TEXT}'>&nbsp;masked: read, "
                              "not learned&nbsp;</span>")
@@ -80,7 +80,8 @@ class MaskPreview(QWidget):
         row.addWidget(self.legend)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.counts)
+        for label in (self.counts, self.held_out, self.settings):
+            layout.addWidget(label)
         layout.addLayout(row)
         layout.addWidget(self.view, 1)
         self._update_buttons()
@@ -90,13 +91,16 @@ class MaskPreview(QWidget):
         for validation), and examples [{where, tokens: [[text, 0|1]]}] in the file's order."""
         self.examples = list(info.get("examples", []))
         self.total = info["conversations"] + info.get("held_out", {}).get("conversations", 0)
-        self.counts.setText(counts_text(info))
+        for label, text in zip((self.counts, self.held_out, self.settings), counts_lines(info)):
+            label.setText(text)
+            label.setVisible(bool(text))
         self.index = 0
         self._show()
 
     def clear(self) -> None:
         self.examples, self.index = [], 0
-        self.counts.setText("")
+        for label in (self.counts, self.held_out, self.settings):
+            label.setText("")
         self.view.clear()
         self._update_buttons()
 
