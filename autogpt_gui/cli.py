@@ -1,4 +1,4 @@
-"""`autogpt-gui` opens the window; `autogpt-gui train|resume|branch|control|find-lr|sample|runs|export` work
+"""`autogpt-gui` opens the window; `autogpt-gui train|resume|branch|control|find-lr|sample|chat|runs|export` work
 headless."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from autogpt_gui import __version__
+from autogpt_gui.cli_chat import add_chat_parser, cmd_chat
 from autogpt_gui.config import RunConfig
 from autogpt_gui.errors import AutoGPTError, ConfigError
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float, default=None)
     s.add_argument("--seed", type=int, default=None)
 
+    add_chat_parser(sub)
     sub.add_parser("runs", help="list runs with their step, best validation loss and status")
 
     e = sub.add_parser("export", help="export a model for Hugging Face tools (default) or natively")
@@ -125,7 +127,7 @@ def _main(argv: list[str] | None = None) -> int:
             return run_app(screenshot=args.screenshot, size=args.size, steps=args.screenshot_steps, follow=args.follow)
         return {"train": cmd_train, "resume": cmd_resume, "control": cmd_control, "find-lr": cmd_find_lr, "branch": cmd_branch,
                 "launch-command": cmd_launch_command,
-                "sample": cmd_sample,
+                "sample": cmd_sample, "chat": cmd_chat,
                 "runs": cmd_runs, "export": cmd_export}[args.command](args)
     except ConfigError as err:
         print("The configuration has problems:", file=sys.stderr)
@@ -346,8 +348,12 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
         interrupts.attach(session.trainer)
         bar.attach(session.trainer)
         d = session.data
-        print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
-              f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
+        if hasattr(d, "counts"):  # conversations
+            print(f"data: {d.source_label}: {d.counts.text()}; held out: {d.val_counts.text()}; "
+                  f"vocabulary {d.tokenizer.vocab_size}")
+        else:
+            print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
+                  f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
         print(f"model: {session.model.num_params() / 1e6:.2f}M parameters on {session.trainer.device}")
         tr = session.trainer
         if resume_from:

@@ -135,6 +135,15 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[AutoGPTModel, T
     return model.to(device).eval(), tokenizer, run_cfg, {**counters, "checkpoint": str(path)}
 
 
+def load_chat(path: str | Path, device: str = "cpu"):
+    """Model, tokenizer and chat template (the one it was trained with, else its folder's, else ChatML) of a run
+    folder, checkpoint file or Hugging Face folder: what a chat with it needs."""
+    from autogpt_gui.engine.model.chat import run_template
+
+    model, tokenizer, _ = load_model(path, device)
+    return model, tokenizer, run_template(tokenizer, model.config)
+
+
 def merge_adapters(model: AutoGPTModel) -> AutoGPTModel:
     """A plain model whose weights are the LoRA model's with every adapter folded in (same outputs, faster)."""
     plain = AutoGPTModel(replace(model.config, finetune="full"))

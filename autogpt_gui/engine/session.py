@@ -15,14 +15,16 @@ import torch
 
 from autogpt_gui import length, paths
 from autogpt_gui.config import RunConfig, check
+from autogpt_gui.engine.data.chat_loader import ChatData, chat_loaders, fit_chat_tokenizer, prepare_chat
 from autogpt_gui.engine.data.loaders import EpochLoader, EvalLoader, RandomWindowLoader
 from autogpt_gui.engine.data.sources import TokenData, check_lengths, make_source, prepare_tokens
 from autogpt_gui.engine.data.tasks import held_out, task_accuracy, worked_examples
 from autogpt_gui.engine.data.tokenizers import Tokenizer, tokenizer_from_json
 from autogpt_gui.engine.load import checked_model_config, mismatch_error
+from autogpt_gui.engine.model.chat import held_out_replies
 from autogpt_gui.engine.model.generate import generate_text
 from autogpt_gui.engine.model.gpt import AutoGPTModel, GPTConfig
-from autogpt_gui.engine.model.hf import imported_shape, load_pretrained, load_weights, lora_base
+from autogpt_gui.engine.model.hf import imported_shape, load_pretrained, load_weights, lora_base, model_folder
 from autogpt_gui.engine.model.lora import load_base
 from autogpt_gui.engine.run.checkpoints import load_checkpoint
 from autogpt_gui.engine.run.control import ControlFile
@@ -44,7 +46,7 @@ class Session:
 
     config: RunConfig
     run: Run | None
-    data: TokenData
+    data: TokenData | ChatData
     model: AutoGPTModel
     optimizer: torch.optim.Optimizer
     trainer: Trainer
@@ -67,6 +69,21 @@ def prepare_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: Token
                               progress or (lambda phase, f: None), cancelled or (lambda: False), tokenizer)
     check_lengths(data, cfg.model.block_size)
     return data
+
+
+def prepare_chat_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: Tokenizer | None = None) -> ChatData:
+    """Read, template, tokenize and pack a chat source (data.source "chat"); a pretrained model's folder gives
+    its template ("model") and its tokenizer."""
+    folder = model_folder(cfg.model.init) if cfg.model.init else None
+    return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, progress, cancelled)
+
+
+def chat_tokenizer(cfg: RunConfig) -> Tokenizer:
+    """The tokenizer (with its chat template) a chat run of cfg reads with, without building a model."""
+    if cfg.model.init:
+        pre = load_pretrained(cfg.model.init, weights=False)
+        return fit_chat_tokenizer(cfg.data, pre.tokenizer, pre.folder)
+    return fit_chat_tokenizer(cfg.data)
 
 
 def model_config(cfg: RunConfig, vocab_size: int) -> GPTConfig:
@@ -178,7 +195,8 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
         weights, base = lora_base(cfg.model.init, shape, state.get("base") if state is not None else None)
     elif cfg.model.init and state is None:
         weights = load_weights(pre)
-    data = prepare_data(cfg, progress, cancelled, tokenizer)
+    data = prepare_chat_data(cfg, progress, cancelled, tokenizer) if cfg.data.source == "chat" else \
+        prepare_data(cfg, progress, cancelled, tokenizer)
     if state is not None and state.get("tokenizer") and \
             json.loads(state["tokenizer"]) != json.loads(data.tokenizer.to_json()):
         raise CheckpointError("the data's tokenizer differs from the one this checkpoint was trained with "
@@ -193,10 +211,12 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     optimizer = build_optimizer(model, cfg, device)
     t = cfg.train
     loader_cls = EpochLoader if t.epochs else RandomWindowLoader
-    train_loader = loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device,
-                              rank=r.rank, world=r.world)
-    val_loader = EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device,
-                            rank=r.rank, world=r.world)
+    loaders: tuple = chat_loaders(data, t, device, r.rank, r.world) if isinstance(data, ChatData) else (
+        loader_cls(data.train, t.batch_size, cfg.model.block_size, seed=t.seed, device=device, rank=r.rank,
+                   world=r.world),
+        EvalLoader(data.val, t.batch_size, cfg.model.block_size, t.eval_batches, device=device, rank=r.rank,
+                   world=r.world))
+    train_loader, val_loader = loaders
     planned = length.plan(t.max_steps, t.epochs, max(1, len(train_loader) // t.grad_accum)).planned_steps
     assert planned is not None  # known: our loaders have a length
     schedule = make_schedule(cfg.optim.schedule, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps,
@@ -205,7 +225,9 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
              "tokenizer": data.tokenizer.to_json(), **({"base": base} if base else {})}
     trainer = Trainer(model, optimizer, train_loader, val_loader, device=device, config=t, schedule=schedule,
                       checkpoints=run.checkpoint_folder(t.keep_last) if run else None,
-                      sampler=make_sampler(data.tokenizer, cfg) if t.sample_tokens and r.main else None,
+                      sampler=(held_out_replies(data.template, data.held_out, t.sample_tokens)
+                               if isinstance(data, ChatData) else make_sampler(data.tokenizer, cfg))
+                      if t.sample_tokens and r.main else None,
                       scorer=make_scorer(data.tokenizer, cfg) if r.main else None,
                       grad_clip=cfg.optim.grad_clip, extra_state=extra)
     trainer.add("edits", LiveEdits(cfg))

@@ -68,9 +68,11 @@ def _read_file(path: Path, name: str) -> list[Conversation]:
         where = f"{name}:{lineno}"
         try:
             record = json.loads(line)
-        except ValueError as err:
+        except json.JSONDecodeError as err:
             raise DataError(f"{where}: not JSON ({err.msg} at column {err.colno}); each line must be one JSON "
                             "object", "data.path") from None
+        except ValueError as err:  # numbers too long to read, and the like
+            raise DataError(f"{where}: not JSON ({err}); each line must be one JSON object", "data.path") from None
         if not isinstance(record, dict):
             raise DataError(f"{where}: a JSON {type(record).__name__}, not an object with the turns of a "
                             "conversation", "data.path")

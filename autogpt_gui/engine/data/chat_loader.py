@@ -80,12 +80,10 @@ def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, 
     if len(conversations) < 2:
         raise DataError(f"{data_cfg.path} holds one conversation; at least two are needed (one is held out to "
                         "validate)", "data.path")
-    text = template_text(data_cfg.chat_template, model_folder)
-    names = model_tokens(model_folder) if tokenizer is not None else {}
-    if tokenizer is None:
-        tokenizer = _chat_tokenizer(data_cfg, ChatTemplate(text, None), conversations, report)
-    template = ChatTemplate(text, tokenizer, names.get("bos_token", ""), names.get("eos_token", ""))
-    tokenizer.chat = {"template": text, **names}  # what it was trained with goes wherever the tokenizer goes
+    tokenizer = fit_chat_tokenizer(data_cfg, tokenizer, model_folder, conversations, report)
+    assert tokenizer.chat is not None
+    template = ChatTemplate(tokenizer.chat["template"], tokenizer, tokenizer.chat.get("bos_token", ""),
+                            tokenizer.chat.get("eos_token", ""))
     order = list(range(len(conversations)))
     random.Random(0).shuffle(order)
     n_val = min(len(order) - 1, max(1, round(len(order) * data_cfg.val_fraction)))
@@ -112,7 +110,24 @@ def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, 
                     [conversations[i] for i in held], source_label=Path(data_cfg.path).name)
 
 
-def _chat_tokenizer(data_cfg, probe: ChatTemplate, conversations: list[Conversation], report) -> Tokenizer:
+def fit_chat_tokenizer(data_cfg, tokenizer: Tokenizer | None = None, model_folder: str | Path | None = None,
+                       conversations: list[Conversation] | None = None, progress=None) -> Tokenizer:
+    """The tokenizer a chat run reads with, carrying its template (`tokenizer.chat`): a pretrained model's own
+    (`tokenizer`), or data_cfg.tokenizer trained on the rendered conversations, the template's special tokens
+    one id each."""
+    text = template_text(data_cfg.chat_template, model_folder)
+    if tokenizer is None:
+        convs = conversations if conversations is not None else read_conversations(data_cfg.path)
+        tokenizer = _trained_for_chat(data_cfg, ChatTemplate(text, None), convs, progress or (lambda p, f: None))
+        names = {}
+    else:
+        names = model_tokens(model_folder)
+    ChatTemplate(text, tokenizer, names.get("bos_token", ""), names.get("eos_token", ""))  # refused here if hostile
+    tokenizer.chat = {"template": text, **names}  # what it was trained with goes wherever the tokenizer goes
+    return tokenizer
+
+
+def _trained_for_chat(data_cfg, probe: ChatTemplate, conversations: list[Conversation], report) -> Tokenizer:
     kind = tokenizer_kind(data_cfg.tokenizer, pretrained=False)
     report("training tokenizer", 0.0)
     specials = probe.specials

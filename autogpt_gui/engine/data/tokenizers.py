@@ -71,7 +71,8 @@ class Tokenizer:
 
     def _split_specials(self, ids: Iterable[int]) -> list[list[int] | str]:
         """ids as runs of ordinary ids and the special tokens' text between them."""
-        base, out = self._plain_size(), []
+        base = self._plain_size()
+        out: list[list[int] | str] = []
         run: list[int] = []
         for i in ids:
             if base <= i < base + len(self.specials):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from autogpt_gui.engine.data.chat import Turn
+from autogpt_gui.engine.data.chat import Conversation, Turn
 from autogpt_gui.engine.data.chat_template import ChatTemplate, model_template, model_tokens, template_text
 from autogpt_gui.engine.data.tokenizers import Tokenizer
 from autogpt_gui.pretrained import eos_ids
@@ -66,3 +66,30 @@ def export_template(tokenizer: Tokenizer, model_cfg) -> tuple[str | None, list[i
         return None, []
     template = run_template(tokenizer, model_cfg)
     return template.text, template.end_of_turn_ids
+
+
+def held_out_replies(template: ChatTemplate, conversations: list[Conversation], tokens: int, limit: int = 3):
+    """A sampler for chat data: model -> (heading, text) with the model's greedy reply to the last user turn of
+    a few held-out conversations, beside the reference reply."""
+    cases = []
+    for conv in conversations:
+        last = max(i for i, t in enumerate(conv.turns) if t.role == "assistant")
+        cases.append((conv.where, conv.turns[:last], conv.turns[last].content))
+        if len(cases) == limit:
+            break
+
+    def sample(model) -> tuple[str, str]:
+        tokenizer = template.tokenizer
+        assert tokenizer is not None  # a training template is bound to the run's tokenizer
+        parts = []
+        for where, turns, reference in cases:
+            reply = chat_reply(model, tokenizer, template, turns, max_new_tokens=tokens)
+            asked = turns[-1].content if turns else ""
+            parts.append(f"[{where}] {_short(asked)}\n  model:     {_short(reply)}\n  reference: {_short(reference)}")
+        return "held-out conversations:\n", "\n\n".join(parts)
+    return sample
+
+
+def _short(text: str, n: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"

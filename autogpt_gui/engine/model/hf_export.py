@@ -3,7 +3,10 @@
 A gpt2-kind model writes GPT2LMHeadModel; a llama-kind model writes the model_type it was imported from, or
 for one made here the family its flags need (q/k norm: qwen3, q/k/v bias only: qwen2, a sliding window:
 mistral, else llama). The tokenizer goes out as an HF tokenizer.json that encodes text to our ids for every
-tokenizer we train, with the special tokens named in tokenizer_config.json and generation_config.json.
+tokenizer we train, with the special tokens named in tokenizer_config.json and generation_config.json. A model
+trained on conversations writes its chat template (tokenizer_config.json's chat_template and chat_template.jinja)
+and its end-of-turn token as generation's eos, so `apply_chat_template` gives the ids it was trained on and
+`generate` stops at the end of the turn.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 import torch
 
 from autogpt_gui.engine.data.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
+from autogpt_gui.engine.model.chat import export_template
 from autogpt_gui.engine.model.hf_names import to_hf
 from autogpt_gui.engine.model.lora import merged_state
 from autogpt_gui.errors import CheckpointError, DataError
@@ -117,14 +121,39 @@ def hf_tokenizer_json(tokenizer: Tokenizer) -> str:
         tok = HFTokenizer(models.WordLevel({ch: i for i, ch in enumerate(tokenizer.chars)}, unk_token=None))
         tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         tok.decoder = decoders.Fuse()
-        return tok.to_str()
+        return _with_specials(tok, tokenizer)
     if isinstance(tokenizer, ByteTokenizer):
         alphabet = _bytes_to_unicode()
         tok = HFTokenizer(models.BPE({alphabet[b]: b for b in range(256)}, merges=[]))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
         tok.decoder = decoders.ByteLevel()
-        return tok.to_str()
+        return _with_specials(tok, tokenizer)
     raise DataError(f"no Hugging Face form for the '{tokenizer.kind}' tokenizer", "tokenizer")
+
+
+def _with_specials(hf, tokenizer: Tokenizer) -> str:
+    """The HF tokenizer with our special tokens added in order: they take the same ids after the vocabulary."""
+    from tokenizers import AddedToken
+
+    hf.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokenizer.specials])
+    for i, token in enumerate(tokenizer.specials):
+        if hf.token_to_id(token) != tokenizer.vocab_size - len(tokenizer.specials) + i:
+            raise DataError(f"the special token {token!r} would take another id in the export", "tokenizer")
+    return hf.to_str()
+
+
+def chat_files(model, tokenizer: Tokenizer, special: dict) -> tuple[dict, dict, dict]:
+    """For a model with a chat template: tokenizer_config.json's additions, generation_config.json's, and
+    the files to write ({"chat_template.jinja": text}); three empty dicts for a model without one."""
+    text, end_ids = export_template(tokenizer, model.config)
+    if text is None:
+        return {}, {}, {}
+    chat = tokenizer.chat or {}
+    names = {k: chat[k] for k in ("bos_token", "eos_token") if chat.get(k)}  # what the template was rendered with
+    eos = special["eos"] if isinstance(special["eos"], list) else [special["eos"]] if special["eos"] is not None else []
+    stops = list(dict.fromkeys([*end_ids, *eos]))
+    generation = {"eos_token_id": stops[0] if len(stops) == 1 else stops} if stops else {}
+    return {"chat_template": text, **names}, generation, {"chat_template.jinja": text}
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -146,16 +175,18 @@ def export_hf(model, tokenizer: Tokenizer, out: str | Path, card: str) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     special = _special_ids(model.config, tokenizer)
+    chat_config, chat_generation, chat_extra = chat_files(model, tokenizer, special)
     files = {
         "config.json": json.dumps(hf_config(model, tokenizer), indent=2),
         "tokenizer.json": hf_tokenizer_json(tokenizer),
         "tokenizer_config.json": json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model.config.block_size,
-            **_token_names(special, tokenizer), "clean_up_tokenization_spaces": False}, indent=2),
+            **_token_names(special, tokenizer), "clean_up_tokenization_spaces": False, **chat_config}, indent=2),
         "generation_config.json": json.dumps({"bos_token_id": special["bos"], "eos_token_id": special["eos"],
                                               **({"pad_token_id": special["pad"]} if special["pad"] is not None
-                                                 else {})}, indent=2),
+                                                 else {}), **chat_generation}, indent=2),
         "README.md": card,
+        **chat_extra,
     }
     for name, text in files.items():
         _atomic_write(out / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
