@@ -137,3 +137,64 @@ def test_bad_chat_data_shows_its_line_numbered_message_at_the_data_tab(make_wind
     w.set_config(RunConfig().with_overrides([*CHAT, f"data.path='{bad}'", "data.val_fraction=0.2"]))
     qtbot.waitUntil(lambda: "bad.jsonl:1" in w.data.info.text() and "not JSON" in w.data.info.text(),
                     timeout=120_000)
+
+
+def _greeting_conversations(n: int = 48) -> list:
+    """User turns of random words, every reply "ok"; every fourth conversation has two exchanges."""
+    import random
+
+    rng = random.Random(0)
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "nut"]
+    out = []
+    for i in range(n):
+        conv = [("user", f"say {rng.choice(words)} {rng.choice(words)}"), ("assistant", "ok")]
+        if i % 4 == 0:
+            conv += [("user", f"and {rng.choice(words)}"), ("assistant", "ok")]
+        out.append(conv)
+    return out
+
+
+def _send(qtbot, w, text: str) -> str:
+    box = w.samples.chat
+    qtbot.keyClicks(box.message, text)
+    qtbot.keyClick(box.message, Qt.Key_Return)
+    assert box.waiting == {"model"}
+    qtbot.waitUntil(lambda: not box.waiting, timeout=120_000)  # the reply is whole, or it failed and says why
+    assert box.model_view.turns[-1]["role"] == "assistant", box.model_view.toPlainText()
+    return box.model_view.turns[-1]["content"]
+
+
+@pytest.mark.slow  # trains a tiny chat model in the window first (~15 s on 2 busy cores)
+def test_the_playground_chats_over_two_turns_through_the_template_and_stops_at_the_end_of_the_turn(
+        make_window, qtbot, tmp_path):
+    from autogpt_gui.engine.data.chat import Turn
+    from autogpt_gui.engine.load import load_chat
+    from autogpt_gui.engine.model.chat import chat_reply
+    from autogpt_gui.engine.run.runs import Run
+
+    path = tmp_path / "greetings.jsonl"
+    _write_chat(path, _greeting_conversations())
+    w = make_window([*CHAT, f"data.path='{path}'", "train.max_steps=150", "optim.lr=0.005", "optim.warmup_steps=5",
+                     "train.batch_size=8", "train.eval_interval=75", "train.eval_batches=2",
+                     "train.checkpoint_interval=150", "train.sample_tokens=8"])
+    qtbot.mouseClick(w.controls.start, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.worker is None and w.run_path is not None and Run(w.run_path).has_checkpoint(),
+                    timeout=300_000)
+    assert "reference" in w.samples.history.toPlainText()  # held-out replies beside their reference
+
+    w.tabs.setCurrentWidget(w.samples)
+    assert w.samples.chat_mode() and w.samples.pages.currentWidget() is w.samples.chat
+    w.samples.temperature.setValue(0.0)
+    w.samples.max_tokens.setValue(40)
+    first = _send(qtbot, w, "say plum fig")
+    second = _send(qtbot, w, "and kiwi")
+    w.grab().save(str(tmp_path / "playground.png"))
+
+    model, tokenizer, template = load_chat(w.run_path)  # the oracle: the engine's own reply, greedy
+    asked = [Turn("user", "say plum fig")]
+    assert first == chat_reply(model, tokenizer, template, asked, max_new_tokens=40) == "ok"
+    asked += [Turn("assistant", first), Turn("user", "and kiwi")]
+    assert second == chat_reply(model, tokenizer, template, asked, max_new_tokens=40) == "ok"
+    shown = w.samples.chat.model_view.toPlainText()
+    assert END not in shown and "<|im_start|>" not in shown  # it stopped at the end of its turn
+    assert [t["role"] for t in w.samples.chat.model_view.turns] == ["user", "assistant", "user", "assistant"]

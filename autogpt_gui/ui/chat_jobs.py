@@ -49,15 +49,14 @@ def chat_preview_job(cfg):
 def _chat_data(cfg, task: Task):
     """cfg's chat source as a run would train it: read, templated, tokenized and packed (with a pretrained
     model's tokenizer and template where cfg starts from one)."""
-    from autogpt_gui.engine.data.chat_loader import prepare_chat
+    from autogpt_gui.engine.session import prepare_chat_data
 
-    tokenizer, folder = None, None
+    tokenizer = None
     if cfg.model.init:
         from autogpt_gui.engine.model.hf import load_pretrained
 
-        pre = load_pretrained(cfg.model.init, weights=False)
-        tokenizer, folder = pre.tokenizer, pre.folder
-    return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, task.progress, task.cancelled)
+        tokenizer = load_pretrained(cfg.model.init, weights=False).tokenizer
+    return prepare_chat_data(cfg, task.progress, task.cancelled, tokenizer)
 
 
 def chat_masks_job(cfg):
@@ -85,15 +84,24 @@ def chat_masks_job(cfg):
     return job
 
 
+def _stamp(path: Path) -> tuple[int, ...]:
+    """When the files a load reads last changed: a run folder's best and last checkpoints, or the path itself."""
+    from autogpt_gui.engine.run.layout import RunLayout
+
+    files = [RunLayout(path).best, RunLayout(path).last] if path.is_dir() else [path]
+    return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
+
+
 def _load_chat(path: str):
     """(model, tokenizer, template) of a run folder, checkpoint or model folder, kept while its file is unchanged."""
-    p = Path(path).expanduser()
-    stamp = p.stat().st_mtime_ns if p.exists() else 0
+    from autogpt_gui.engine.load import load_chat
+
+    stamp = _stamp(Path(path).expanduser())
     with _models_lock:
         held = _models.get(path)
         if held is not None and held[0] == stamp:
             return held[1:]
-    loaded = _read_chat(p)
+    loaded = load_chat(path)
     with _models_lock:
         if len(_models) >= 2:  # the model and its base: a third replaces them
             _models.clear()
@@ -115,19 +123,6 @@ def live_reply(model, tokenizer, cfg, turns: list[dict], max_new_tokens: int, te
                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     finally:
         model.train(was_training)
-
-
-def _read_chat(path: Path):
-    from dataclasses import replace
-
-    from autogpt_gui.engine.load import load_model
-    from autogpt_gui.engine.model.chat import run_template
-
-    model, tokenizer, run_cfg = load_model(path)
-    model_cfg = run_cfg.model
-    if not model_cfg.init and (path / "config.json").is_file():  # a Hugging Face folder: its own template
-        model_cfg = replace(model_cfg, init=str(path))
-    return model, tokenizer, run_template(tokenizer, model_cfg)
 
 
 def chat_job(path: str, turns: list[dict], max_new_tokens: int, temperature: float, seed: int):

@@ -142,14 +142,7 @@ class SamplesPanel(QWidget):
         cursor.movePosition(QTextCursor.Start)
         self.history.setTextCursor(cursor)
         cursor.insertHtml(f"<b>step {sample['step']}</b><br>")
-        if "reference" in sample:  # a held-out conversation's prompt: the reply beside the one it should give
-            cursor.insertText(sample["prompt"] + "\n")
-            cursor.insertHtml("<i>reply:</i> ")
-            cursor.insertText(sample["text"] + "\n")
-            cursor.insertHtml("<i>reference:</i> ")
-            cursor.insertText(sample["reference"] + "\n\n")
-        else:
-            cursor.insertText(sample["prompt"] + sample["text"] + "\n\n")
+        cursor.insertText(sample["prompt"] + sample["text"] + "\n\n")
         self.history.moveCursor(QTextCursor.Start)
 
     def set_checkpoint(self, path: str | None) -> None:
