@@ -174,9 +174,9 @@ def test_the_playground_chats_over_two_turns_through_the_template_and_stops_at_t
 
     path = tmp_path / "greetings.jsonl"
     _write_chat(path, _greeting_conversations())
-    w = make_window([*CHAT, f"data.path='{path}'", "train.max_steps=150", "optim.lr=0.005", "optim.warmup_steps=5",
-                     "train.batch_size=8", "train.eval_interval=75", "train.eval_batches=2",
-                     "train.checkpoint_interval=150", "train.sample_tokens=8"])
+    w = make_window([*CHAT, f"data.path='{path}'", "train.max_steps=60", "optim.lr=0.005", "optim.warmup_steps=5",
+                     "train.batch_size=8", "train.eval_interval=30", "train.eval_batches=2",
+                     "train.checkpoint_interval=60", "train.sample_tokens=8"])
     qtbot.mouseClick(w.controls.start, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.worker is None and w.run_path is not None and Run(w.run_path).has_checkpoint(),
                     timeout=300_000)

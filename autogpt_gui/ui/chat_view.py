@@ -71,7 +71,8 @@ class ChatBox(QWidget):
         super().__init__(parent)
         self.system = QLineEdit()
         self.system.setPlaceholderText("System prompt (optional), e.g. 'You are a helpful assistant.'")
-        self.system.setToolTip("Sent as the conversation's first, system turn, where the template has one.")
+        self.system.setToolTip("Sent as the conversation's first, system turn, where the template has one; fixed once "
+                               "the conversation starts (New chat to change it).")
         self.message = QLineEdit()
         self.message.setPlaceholderText("Your message; Enter sends it")
         self.message.returnPressed.connect(self._send)
@@ -85,9 +86,11 @@ class ChatBox(QWidget):
         self.base_view = ChatTranscript("The same conversation with the base model appears here.")
         self.base_pane = _titled("Base (before fine-tuning)", self.base_view)
         self.base_pane.setVisible(False)
+        self.model_pane = _titled("The model chosen above", self.model_view)
+        self.model_pane.title.setVisible(False)  # a title only when there are two conversations to tell apart
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self.base_pane)
-        panes.addWidget(_titled("The model chosen above", self.model_view))
+        panes.addWidget(self.model_pane)
         row = QHBoxLayout()
         row.addWidget(self.message, 1)
         row.addWidget(self.send)
@@ -102,6 +105,7 @@ class ChatBox(QWidget):
 
     def set_compare(self, on: bool) -> None:
         self.base_pane.setVisible(on)
+        self.model_pane.title.setVisible(on)
 
     def comparing(self) -> bool:
         return self.base_pane.isVisibleTo(self)
@@ -164,6 +168,7 @@ def _titled(title: str, widget: QWidget) -> QWidget:
     box = QWidget()
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(QLabel(f"<i>{title}</i>"))
+    box.title = QLabel(f"<i>{title}</i>")
+    layout.addWidget(box.title)
     layout.addWidget(widget, 1)
     return box

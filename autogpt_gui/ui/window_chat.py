@@ -68,7 +68,7 @@ class WindowChat:
             box.reply_failed("model", why)
             self.samples.set_busy(False, why)
             return
-        self.samples.set_busy(False, f"Model: {path}")
+        self.samples.set_busy(False, f"Chatting with {Path(path).name}")
         self._reply("model", path, req["turns"], settings)
 
     def live_answered(self, text: str, why: str) -> None:
