@@ -198,3 +198,40 @@ def test_the_playground_chats_over_two_turns_through_the_template_and_stops_at_t
     shown = w.samples.chat.model_view.toPlainText()
     assert END not in shown and "<|im_start|>" not in shown  # it stopped at the end of its turn
     assert [t["role"] for t in w.samples.chat.model_view.turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_the_chat_with_the_base_side_by_side_gives_each_pane_its_own_reply(make_window, qtbot, tiny_gpt2, chat_file):
+    from autogpt_gui.engine.data.chat import Turn
+    from autogpt_gui.engine.load import load_chat
+    from autogpt_gui.engine.model.chat import chat_reply
+
+    w = make_window(["model.preset='custom'", "train.device='cpu'", f"model.init='{tiny_gpt2}'",
+                     "data.source='chat'", f"data.path='{chat_file}'"])
+    w.tabs.setCurrentWidget(w.samples)
+    panel, box = w.samples, w.samples.chat
+    assert panel.chat_mode() and panel.compare.isEnabled()
+    panel.compare.setChecked(True)
+    panel.source.setCurrentIndex(panel.source.findData("base"))
+    panel.temperature.setValue(0.0)
+    panel.max_tokens.setValue(6)
+    qtbot.keyClicks(box.message, "hello")
+    qtbot.mouseClick(box.send, Qt.LeftButton)
+    assert box.waiting == {"model", "base"} and not box.send.isEnabled()
+    qtbot.waitUntil(lambda: not box.waiting, timeout=120_000)
+
+    model, tokenizer, template = load_chat(tiny_gpt2)  # a random GPT-2 without a template: ChatML, 6 tokens
+    expected = chat_reply(model, tokenizer, template, [Turn("user", "hello")], max_new_tokens=6)
+    assert expected
+    for view in (box.model_view, box.base_view):
+        assert [t["role"] for t in view.turns] == ["user", "assistant"]
+        assert view.turns[-1]["content"] == expected
+    assert box.base_pane.isVisibleTo(panel) and box.send.isEnabled()
+    w.grab().save(str(chat_file.parent / "side-by-side.png"))
+
+    qtbot.mouseClick(box.new_chat, Qt.LeftButton)
+    assert box.model_view.turns == [] and box.base_view.turns == []
+
+    masks = w.data.masks  # the Data tab masks what the pretrained model's own tokenizer reads
+    qtbot.waitUntil(lambda: bool(masks.examples), timeout=120_000)
+    trained, masked = _highlighted(masks.view)
+    assert trained == "".join(c + END for r, c in CONVERSATIONS[0] if r == "assistant")
