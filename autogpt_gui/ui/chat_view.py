@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -54,12 +55,15 @@ class ChatTranscript(QTextEdit):
         shown = self.turns + ([{"role": "assistant", "content": self.partial + " …"}] if self.partial else [])
         for turn in shown:
             color, name = ROLE_STYLE.get(turn["role"], ("#444", turn["role"]))
-            body = html.escape(turn["content"]).replace("\n", "<br>") or "<i>(empty reply)</i>"
+            shown_text = turn["content"].rstrip()
+            body = html.escape(shown_text).replace("\n", "<br>") if shown_text.strip() else \
+                f"<i style='color:#8a8a8a'>({_blank(turn['content'])})</i>"
             blocks.append(f"<p style='margin:0 0 10px 0'><b style='color:{color}'>{name}</b><br>{body}</p>")
         if self.note:
             blocks.append(f"<p style='color:#8a8a8a'><i>{html.escape(self.note)}</i></p>")
         self.setHtml("".join(blocks))
-        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+        self.moveCursor(QTextCursor.End)  # the newest turn in view
+        self.ensureCursorVisible()
 
 
 class ChatBox(QWidget):
@@ -162,6 +166,14 @@ class ChatBox(QWidget):
         self.message.clear()
         base = list(self.base_view.turns) if self.comparing() else []
         self.send_requested.emit(list(self.model_view.turns), base)
+
+
+def _blank(text: str) -> str:
+    """What an empty or blank turn holds, in words (it would otherwise show as nothing at all)."""
+    if not text:
+        return "an empty reply"
+    lines = text.count("\n")
+    return f"only white space: {lines} line break{'s' * (lines != 1)}" if lines else "only white space"
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:
