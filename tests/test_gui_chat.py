@@ -164,7 +164,7 @@ def _send(qtbot, w, text: str) -> str:
     return box.model_view.turns[-1]["content"]
 
 
-@pytest.mark.slow  # trains a tiny chat model in the window first (~15 s on 2 busy cores)
+@pytest.mark.slow  # trains a tiny chat model in the window first (~30 s on 2 busy cores)
 def test_the_playground_chats_over_two_turns_through_the_template_and_stops_at_the_end_of_the_turn(
         make_window, qtbot, tmp_path):
     from autogpt_gui.engine.data.chat import Turn
@@ -174,30 +174,40 @@ def test_the_playground_chats_over_two_turns_through_the_template_and_stops_at_t
 
     path = tmp_path / "greetings.jsonl"
     _write_chat(path, _greeting_conversations())
-    w = make_window([*CHAT, f"data.path='{path}'", "train.max_steps=60", "optim.lr=0.005", "optim.warmup_steps=5",
-                     "train.batch_size=8", "train.eval_interval=30", "train.eval_batches=2",
-                     "train.checkpoint_interval=60", "train.sample_tokens=8"])
+    w = make_window([*CHAT, f"data.path='{path}'", "train.max_steps=100000", "optim.lr=0.005",
+                     "optim.warmup_steps=5", "train.batch_size=8", "train.eval_interval=30", "train.eval_batches=2",
+                     "train.checkpoint_interval=1000", "train.sample_tokens=8"])
     qtbot.mouseClick(w.controls.start, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.worker is None and w.run_path is not None and Run(w.run_path).has_checkpoint(),
-                    timeout=300_000)
+    qtbot.waitUntil(lambda: w.charts.steps.n and int(w.charts.steps.col("step")[-1]) >= 60, timeout=300_000)
+    qtbot.mouseClick(w.controls.pause, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "Paused at step" in w.controls.status.text(), timeout=120_000)
     assert "reference" in w.samples.history.toPlainText()  # held-out replies beside their reference
 
-    w.tabs.setCurrentWidget(w.samples)
+    w.tabs.setCurrentWidget(w.samples)  # the live model, between two steps of the paused run
     assert w.samples.chat_mode() and w.samples.pages.currentWidget() is w.samples.chat
+    assert w.samples.source.currentData() == "live"
     w.samples.temperature.setValue(0.0)
     w.samples.max_tokens.setValue(40)
     first = _send(qtbot, w, "say plum fig")
     second = _send(qtbot, w, "and kiwi")
     w.grab().save(str(tmp_path / "playground.png"))
+    shown = w.samples.chat.model_view.toPlainText()
+    assert END not in shown and "<|im_start|>" not in shown  # it stopped at the end of its turn
+    assert [t["role"] for t in w.samples.chat.model_view.turns] == ["user", "assistant", "user", "assistant"]
 
-    model, tokenizer, template = load_chat(w.run_path)  # the oracle: the engine's own reply, greedy
+    qtbot.mouseClick(w.controls.stop, Qt.LeftButton)  # saves last.pt at the paused step: the weights chatted with
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    last = str(Run(w.run_path).files.last)
+    model, tokenizer, template = load_chat(last)  # the oracle: the engine's own greedy reply
     asked = [Turn("user", "say plum fig")]
     assert first == chat_reply(model, tokenizer, template, asked, max_new_tokens=40) == "ok"
     asked += [Turn("assistant", first), Turn("user", "and kiwi")]
     assert second == chat_reply(model, tokenizer, template, asked, max_new_tokens=40) == "ok"
-    shown = w.samples.chat.model_view.toPlainText()
-    assert END not in shown and "<|im_start|>" not in shown  # it stopped at the end of its turn
-    assert [t["role"] for t in w.samples.chat.model_view.turns] == ["user", "assistant", "user", "assistant"]
+
+    w.samples.use_checkpoint(last)  # the same conversation goes on with the saved checkpoint, in a job
+    third = _send(qtbot, w, "say date")
+    asked += [Turn("assistant", second), Turn("user", "say date")]
+    assert third == chat_reply(model, tokenizer, template, asked, max_new_tokens=40)
 
 
 def test_the_chat_with_the_base_side_by_side_gives_each_pane_its_own_reply(make_window, qtbot, tiny_gpt2, chat_file):
