@@ -80,8 +80,8 @@ def _read_file(path: Path, name: str) -> list[Conversation]:
         if shape is None:
             shape = found
         elif found != shape:
-            raise DataError(f"{where}: a {SHAPES[found]} line in a file whose first conversation is "
-                            f"{SHAPES[shape]}; keep one shape per file", "data.path")
+            raise DataError(f"{where}: this line is {SHAPES[found]} but the file's first conversation is "
+                            f"{SHAPES[shape]} (mixed shapes); keep one shape per file", "data.path")
         out.append(_checked(Conversation(_turns(record, found, where), where)))
     return out
 
