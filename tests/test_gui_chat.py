@@ -245,3 +245,13 @@ def test_the_chat_with_the_base_side_by_side_gives_each_pane_its_own_reply(make_
     qtbot.waitUntil(lambda: bool(masks.examples), timeout=120_000)
     trained, masked = _highlighted(masks.view)
     assert trained == "".join(c + END for r, c in CONVERSATIONS[0] if r == "assistant")
+
+
+def test_a_hostile_chat_template_is_refused_at_its_setting_and_on_the_data_tab(make_window, qtbot, chat_file):
+    template = chat_file.parent / "evil.jinja"
+    template.write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m['content'] }}"
+                        "{% endfor %}", encoding="utf-8")
+    w = make_window([*CHAT, f"data.path='{chat_file}'", f"data.chat_template='{template}'"])
+    qtbot.waitUntil(lambda: "Cannot use this source" in w.data.info.text(), timeout=120_000)
+    assert "template" in w.data.info.text() and not w.data.masks.examples
+    assert w.config_panel.errors["data.chat_template"].text()  # the message is at the setting as well

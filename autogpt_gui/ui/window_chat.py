@@ -46,6 +46,8 @@ class WindowChat:
             self.data.show_progress("cancelled" if msg == "cancelled" else "failed", 0.0)
             if msg != "cancelled":
                 self.data.show_error(msg)
+            if field in self.config_panel.editors:  # a refused template, say, is shown at its setting too
+                self.config_panel.show_problems([(field, msg)])
 
         self.background.start("tokenize", chat_jobs.chat_masks_job(cfg), done, failed, self.data.show_progress)
 
