@@ -131,6 +131,8 @@ def test_bad_chat_data_shows_its_line_numbered_message_at_the_data_tab(make_wind
     w = make_window([*CHAT, f"data.path='{bad}'"])
     qtbot.waitUntil(lambda: "Cannot use this source" in w.data.info.text(), timeout=120_000)
     assert "bad.jsonl:2" in w.data.info.text() and "robot" in w.data.info.text()
+    w.tabs.setCurrentWidget(w.data)
+    w.grab().save(str(tmp_path / "bad-data.png"))
     assert not w.data.masks.examples and w.data.preview.toPlainText() == ""
 
     bad.write_text("{not json\n", encoding="utf-8")

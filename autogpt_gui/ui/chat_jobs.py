@@ -77,7 +77,7 @@ def chat_masks_job(cfg):
         masks = {**asdict(data.counts), "held_out": asdict(data.val_counts), "examples": examples,
                  "train_on": cfg.data.train_on, "template": cfg.data.chat_template,
                  "end_of_turn": data.template.end_of_turn}
-        return {"train_tokens": data.counts.tokens, "val_tokens": data.val_counts.tokens,
+        return {"train_tokens": int(data.train.size), "val_tokens": int(data.val.size),
                 "vocab_size": data.tokenizer.vocab_size, "from_cache": data.from_cache, "tokenized": [],
                 "label": data.source_label, "masks": masks}
 

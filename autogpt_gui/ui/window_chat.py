@@ -64,6 +64,7 @@ class WindowChat:
         if req["source"] == "live" and self.worker is not None and hasattr(self.worker, "chat"):
             self._live_epoch = box.epoch
             if self.worker.chat(req["turns"], *settings):
+                self.samples.set_busy(False, "Chatting with the live model, between two steps")
                 return  # the answer comes through live_answered; else (still preparing) the run's last checkpoint
         path, why = self._chat_model(req)
         if path is None:
