@@ -350,7 +350,7 @@ def _train(cfg: RunConfig, run, resume_from, quiet: bool, extend: int = 0) -> in
         d = session.data
         if hasattr(d, "counts"):  # conversations
             print(f"data: {d.source_label}: {d.counts.text()}; held out: {d.val_counts.text()}; "
-                  f"vocabulary {d.tokenizer.vocab_size}")
+                  f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")
         else:
             print(f"data: {d.source_label}: {len(d.train):,} training and {len(d.val):,} validation tokens, "
                   f"vocabulary {d.tokenizer.vocab_size}{' (cached)' if d.from_cache else ''}")

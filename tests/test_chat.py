@@ -102,13 +102,14 @@ def test_cli_chat_talks_to_an_exported_folder_through_its_template(tmp_path, mon
             raise EOFError from None
 
     monkeypatch.setattr("builtins.input", fake_input)
-    assert main(["chat", str(out), "--max-new-tokens", "6"]) == 0
+    assert main(["chat", str(out), "--max-new-tokens", "6", "--base", str(out)]) == 0
     printed = capsys.readouterr().out
     first = chat_reply(model, tok, run_template(tok), [Turn("user", "hello")], 6)
-    assert f"model> {first}\n" in printed and "'<|im_end|>'" in printed
+    assert f"model> {first}\nbase> {first}\n" in printed and "'<|im_end|>'" in printed
+    assert printed.count("model> ") == printed.count("base> ") == 2
 
 
-def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, capsys, one_thread):
+def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, capsys, monkeypatch, one_thread):
     data = reversal_file(tmp_path / "rev.jsonl", 40)
     out = tmp_path / "run"
     assert main(["train", "--quiet", "--out", str(out), "--set", f"data.path={data}", "--set", "data.source=chat",
@@ -120,6 +121,9 @@ def test_train_prints_the_chat_counts_and_samples_held_out_replies(tmp_path, cap
     assert "held out: 4 conversations" in printed
     sample = json.loads((out / "samples.jsonl").read_text().splitlines()[-1])["text"]
     assert sample.count("reference: ") == 3 and "model: " in sample
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    assert main(["chat", str(out)]) == 0  # the run folder: its own template, from its tokenizer
+    assert "template ends turns with '<|im_end|>'" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -171,3 +175,20 @@ def test_a_conversation_longer_than_the_context_is_split_at_turns(tmp_path):
     for w, m in zip(windows, masks):
         text = tok.decode([i for i, keep in zip(w.tolist(), m) if keep])
         assert "ask" not in text and "x" not in text  # prompts never trained, padding never trained
+
+
+def test_the_token_cache_gives_the_same_windows_and_notices_a_changed_file(tmp_path):
+    from autogpt_gui.engine.data.chat_loader import prepare_chat
+
+    cfg = chat_config(reversal_file(tmp_path / "rev.jsonl", 30))
+    fresh = prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache")
+    again = prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache")
+    assert not fresh.from_cache and again.from_cache
+    for name in ("train", "train_mask", "val", "val_mask"):
+        assert (getattr(fresh, name) == getattr(again, name)).all()
+    assert again.counts == fresh.counts and again.tokenizer.to_json() == fresh.tokenizer.to_json()
+    assert again.held_out == fresh.held_out and again.template.end_of_turn_ids == fresh.template.end_of_turn_ids
+    reversal_file(tmp_path / "rev.jsonl", 30, seed=1)  # other conversations, same size
+    assert not prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache").from_cache
+    cfg.data.train_on = "all"
+    assert not prepare_chat(cfg.data, 48, cache_root=tmp_path / "cache").from_cache

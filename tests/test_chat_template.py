@@ -141,6 +141,7 @@ def test_the_ids_we_train_on_are_transformers_apply_chat_template_ids(tmp_path, 
         replies = [t.content.strip() if name == "llama3" else t.content for t in turns if t.role == "assistant"]
         assert loaded.decode([i for i, m in zip(ids, trained) if m]) == "".join(replies)  # specials skipped
         assert sum(i in ours.end_of_turn_ids for i, m in zip(ids, trained) if m) == len(replies)
+        assert loaded.token_strings(ours.end_of_turn_ids) == [ours.end_of_turn]  # the mask preview shows it
         # and our own tokenizer (char / byte / BPE with specials) gives the same ids as its HF export
         assert ChatTemplate(text, tok, **names).encode(Conversation(turns, "t:1"))[0] == ids
 
@@ -150,3 +151,29 @@ def test_a_template_without_the_turns_text_is_refused():
         ChatTemplate("{% for m in messages %}{{ m.role }}{% endfor %}", None)
     with pytest.raises(DataError, match="does not parse"):
         ChatTemplate("{% for m in messages %}", None)
+
+
+def test_transformers_generation_marker_renders_its_body():
+    text = CHATML.replace("{{ '<|im_start|>' + message['role']", "{% generation %}{{ '<|im_start|>' + message['role']").replace(
+        "+ '\n' }}{% endfor %}", "+ '\n' }}{% endgeneration %}{% endfor %}")
+    assert "{% generation %}" in text
+    turns = CONVERSATIONS[1]
+    assert ChatTemplate(text, None).render(turns) == ChatTemplate(CHATML, None).render(turns)
+
+
+def test_a_pretrained_tokenizer_without_chatml_tokens_ends_turns_with_its_end_of_text(tmp_path):
+    """GPT-2's tokenizer has no <|im_end|>: its replies end with <|endoftext|>, one token generation stops at."""
+    from autogpt_gui.config import DataConfig
+    from autogpt_gui.engine.data.chat_loader import fit_chat_tokenizer
+
+    gpt2_like = _tokenizer("bpe", ["<|endoftext|>"])
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}))  # no template
+    tok = fit_chat_tokenizer(DataConfig(source="chat", chat_template="model"), gpt2_like, folder)
+    assert tok.chat is not None
+    template = ChatTemplate(tok.chat["template"], tok, eos_token=tok.chat["eos_token"])
+    assert template.end_of_turn == "<|endoftext|>"
+    assert template.end_of_turn_ids == [gpt2_like.hf.token_to_id("<|endoftext|>")]
+    ids, trained = template.encode(Conversation(CONVERSATIONS[1], "t:1"))
+    assert gpt2_like.token_strings([i for i, m in zip(ids, trained) if m])[-1] == "<|endoftext|>"

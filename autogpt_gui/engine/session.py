@@ -75,7 +75,8 @@ def prepare_chat_data(cfg: RunConfig, progress=None, cancelled=None, tokenizer: 
     """Read, template, tokenize and pack a chat source (data.source "chat"); a pretrained model's folder gives
     its template ("model") and its tokenizer."""
     folder = model_folder(cfg.model.init) if cfg.model.init else None
-    return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, progress, cancelled)
+    with writing_into(paths.cache_dir(), "the token cache"):
+        return prepare_chat(cfg.data, cfg.model.block_size, tokenizer, folder, progress, cancelled, paths.cache_dir())
 
 
 def chat_tokenizer(cfg: RunConfig) -> Tokenizer:

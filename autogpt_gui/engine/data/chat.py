@@ -48,17 +48,22 @@ def read_conversations(path: str | Path) -> list[Conversation]:
     A line that is not a conversation raises DataError naming the file and the line, at `data.path`.
     """
     root = Path(path).expanduser()
-    if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                       and not p.name.startswith("."))
-        if not files:
-            raise DataError(f"{root} holds no .jsonl files of conversations; choose another folder", "data.path")
-        found = [c for f in files for c in _read_file(f, str(f.relative_to(root)))]
-    else:
-        found = _read_file(root, root.name)
+    found = [c for f, name in conversation_files(root) for c in _read_file(f, name)]
     if not found:
         raise DataError(f"{root} holds no conversations (one JSON object per line); choose another file", "data.path")
     return found
+
+
+def conversation_files(path: str | Path) -> list[tuple[Path, str]]:
+    """(file, name in messages) of a chat source: the file itself, or a folder's .jsonl / .json files, sorted."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        return [(root, root.name)]
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                   and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{root} holds no .jsonl files of conversations; choose another folder", "data.path")
+    return [(f, str(f.relative_to(root))) for f in files]
 
 
 def _read_file(path: Path, name: str) -> list[Conversation]:

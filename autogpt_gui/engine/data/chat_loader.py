@@ -18,7 +18,15 @@ import torch
 
 from autogpt_gui.config import tokenizer_kind
 from autogpt_gui.engine.data.chat import Conversation, read_conversations
-from autogpt_gui.engine.data.chat_template import ChatTemplate, Encoded, model_tokens, template_text
+from autogpt_gui.engine.data.chat_cache import ARRAYS, cache_key, load_cached, save_cached
+from autogpt_gui.engine.data.chat_template import (
+    CHATML,
+    CHATML_EOS,
+    ChatTemplate,
+    Encoded,
+    model_tokens,
+    template_text,
+)
 from autogpt_gui.engine.data.tokenizers import Tokenizer, train_tokenizer
 from autogpt_gui.errors import Cancelled, DataError
 
@@ -54,25 +62,48 @@ class ChatData:
 
     tokenizer: Tokenizer
     template: ChatTemplate
-    train: np.ndarray  # (windows, context + 1) ids
-    train_mask: np.ndarray  # (windows, context + 1): whether each id is a trained target
+    train: np.ndarray  # the windows' ids one after another, context + 1 each (padding included)
+    train_mask: np.ndarray  # the same shape: whether each id is a trained target
     val: np.ndarray
     val_mask: np.ndarray
     counts: ChatCounts
     val_counts: ChatCounts
+    context: int = 0  # model.block_size: the windows are context + 1 ids long
     held_out: list[Conversation] = field(default_factory=list)
     from_cache: bool = False
     source_label: str = ""
 
 
 def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, model_folder: str | Path | None = None,
-                 progress: Callable[[str, float], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> ChatData:
-    """Read, template, tokenize, split (by conversation) and pack a chat source.
+                 progress: Callable[[str, float], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 cache_root: Path | None = None) -> ChatData:
+    """Read, template, tokenize, split (by conversation) and pack a chat source, or take it from the token
+    cache under cache_root (keyed by the files' content, the template and the settings).
 
     `tokenizer`: a pretrained model's own; otherwise data_cfg.tokenizer is trained on the rendered
     conversations with the template's special tokens as tokens of their own.
     """
+    folder = None
+    if cache_root is not None:
+        key = cache_key(data_cfg, block_size, template_text(data_cfg.chat_template, model_folder), tokenizer)
+        folder = cache_root / f"chat-{key}"
+        hit = load_cached(folder) if (folder / "meta.json").is_file() else None
+        if hit is not None:
+            arrays, counts, val_counts, tok, held = hit
+            assert tok.chat is not None
+            template = ChatTemplate(tok.chat["template"], tok, tok.chat.get("bos_token", ""),
+                                    tok.chat.get("eos_token", ""))  # checked again: the cache is a file too
+            return ChatData(tok, template, arrays["train"], arrays["train_mask"], arrays["val"], arrays["val_mask"],
+                            ChatCounts(**counts), ChatCounts(**val_counts), block_size, held, from_cache=True,
+                            source_label=Path(data_cfg.path).name)
+    data = _build(data_cfg, block_size, tokenizer, model_folder, progress, cancelled)
+    if folder is not None:
+        save_cached(folder, {k: getattr(data, k) for k in ARRAYS}, data.counts, data.val_counts, data.tokenizer,
+                    data.held_out)
+    return data
+
+
+def _build(data_cfg, block_size: int, tokenizer, model_folder, progress, cancelled) -> ChatData:
     report = progress or (lambda phase, f: None)
     stop = cancelled or (lambda: False)
     report("reading", 0.0)
@@ -106,8 +137,9 @@ def prepare_chat(data_cfg, block_size: int, tokenizer: Tokenizer | None = None, 
                         f"{block_size} tokens; use a longer context", "model.block_size")
     if not len(val):
         val, val_mask = train[:1], train_mask[:1]
-    return ChatData(tokenizer, template, train, train_mask, val, val_mask, counts, val_counts,
-                    [conversations[i] for i in held], source_label=Path(data_cfg.path).name)
+    return ChatData(tokenizer, template, train.reshape(-1), train_mask.reshape(-1), val.reshape(-1),
+                    val_mask.reshape(-1), counts, val_counts,
+                    block_size, [conversations[i] for i in held], source_label=Path(data_cfg.path).name)
 
 
 def fit_chat_tokenizer(data_cfg, tokenizer: Tokenizer | None = None, model_folder: str | Path | None = None,
@@ -122,6 +154,8 @@ def fit_chat_tokenizer(data_cfg, tokenizer: Tokenizer | None = None, model_folde
         names = {}
     else:
         names = model_tokens(model_folder)
+        if text == CHATML and len(tokenizer.encode_offsets("<|im_end|>")[0]) > 1 and names.get("eos_token"):
+            text = CHATML_EOS
     ChatTemplate(text, tokenizer, names.get("bos_token", ""), names.get("eos_token", ""))  # refused here if hostile
     tokenizer.chat = {"template": text, **names}  # what it was trained with goes wherever the tokenizer goes
     return tokenizer
@@ -266,7 +300,9 @@ class ChatEvalLoader(ChatLoader):
 
 def chat_loaders(data: ChatData, train_cfg, device, rank: int = 0, world: int = 1) -> tuple[ChatLoader, ChatEvalLoader]:
     """The training and validation loaders of a chat source, as the TrainConfig sizes them."""
-    t = train_cfg
-    return (ChatLoader(data.train, data.train_mask, t.batch_size, seed=t.seed, device=device, rank=rank, world=world),
-            ChatEvalLoader(data.val, data.val_mask, t.batch_size, t.eval_batches, device=device, rank=rank,
+    t, width = train_cfg, data.context + 1
+    train, train_mask = data.train.reshape(-1, width), data.train_mask.reshape(-1, width)
+    val, val_mask = data.val.reshape(-1, width), data.val_mask.reshape(-1, width)
+    return (ChatLoader(train, train_mask, t.batch_size, seed=t.seed, device=device, rank=rank, world=world),
+            ChatEvalLoader(val, val_mask, t.batch_size, t.eval_batches, device=device, rank=rank,
                            world=world))

@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 
 from jinja2 import TemplateError, TemplateSyntaxError, nodes
-from jinja2.ext import loopcontrols
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from autogpt_gui.errors import DataError
@@ -59,6 +59,17 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+class GenerationTag(Extension):
+    """`{% generation %}...{% endgeneration %}` (transformers' marker of the assistant's tokens) renders its body:
+    our masks come from rendering the conversation turn by turn, so the marker is not needed."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
 class ChatEnvironment(ImmutableSandboxedEnvironment):
     """transformers' settings (trim_blocks, lstrip_blocks, loopcontrols, raise_exception, strftime_now),
     sandboxed, with sizes bounded."""
@@ -66,7 +77,7 @@ class ChatEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
 
     def __init__(self) -> None:
-        super().__init__(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+        super().__init__(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, GenerationTag])
         self.filters = {name: _bounded(f) for name, f in self.filters.items()}
         self.filters["tojson"] = _bounded(_tojson)
         for name in ("lipsum", "cycler", "joiner"):

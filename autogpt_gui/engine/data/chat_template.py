@@ -21,6 +21,9 @@ from autogpt_gui.errors import DataError
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
           "{% endif %}")
+# ChatML whose turns end with the model's end-of-text token: for a pretrained tokenizer without ChatML's tokens
+# (GPT-2), so that a reply still ends with one token that generation can stop at.
+CHATML_EOS = CHATML.replace("'<|im_end|>'", "eos_token")
 MAX_TEMPLATE_BYTES = 1 << 20
 # What looks like a special token in a rendering: <|im_start|>, <|eot_id|>, </s>, <s>, [INST], <end_of_turn>.
 SPECIAL = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>|<eos>|<bos>")

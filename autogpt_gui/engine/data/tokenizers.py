@@ -240,6 +240,10 @@ class BPETokenizer(Tokenizer):
     def decode(self, ids: Iterable[int]) -> str:
         return self.hf.decode(list(ids))
 
+    def token_strings(self, ids: Iterable[int]) -> list[str]:
+        """Each id's own text, special tokens (<|im_end|>) included: decode() leaves those out."""
+        return [self.hf.decode([i], skip_special_tokens=False) for i in ids]
+
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "hf": json.loads(self.hf.to_str()), **self._extra()}, ensure_ascii=False)
 
