@@ -200,10 +200,9 @@ class TrainingWorker(RunSignals):
         if self._cancel.is_set():
             tr.request("stop", self._stop_reason)
         tr.prepare()  # precision is chosen now, so "started" can say what it chose
-        # .size: a token array's length, or packed chat windows' tokens (padding too: what an epoch reads)
         self.started.emit(asdict(RunStarted(
             self.run_path, run.id, str(tr.device), tr.precision, tr.precision_reason, session.model.num_params(),
-            tr.max_steps, tr.step, tr.epoch, tr.tokens_seen, session.data.train.size, session.data.val.size,
+            tr.max_steps, tr.step, tr.epoch, tr.tokens_seen, len(session.data.train), len(session.data.val),
             session.tokenizer.vocab_size, session.data.source_label,
             self.cfg.train.batch_size * self.cfg.model.block_size * self.cfg.train.grad_accum,
             bool(self.resume_from))))
