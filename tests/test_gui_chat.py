@@ -257,3 +257,28 @@ def test_a_hostile_chat_template_is_refused_at_its_setting_and_on_the_data_tab(m
     qtbot.waitUntil(lambda: "Cannot use this source" in w.data.info.text(), timeout=120_000)
     assert "template" in w.data.info.text() and not w.data.masks.examples
     assert w.config_panel.errors["data.chat_template"].text()  # the message is at the setting as well
+
+
+def test_a_chat_with_a_checkpoint_file_asks_for_the_file_once_a_conversation(qtbot, monkeypatch):
+    from autogpt_gui.ui import samples_panel
+    from autogpt_gui.ui.samples_panel import SamplesPanel
+
+    asked = []
+    monkeypatch.setattr(samples_panel.QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (asked.append(1), ("/models/chat.pt", ""))[1])
+    panel = SamplesPanel()
+    qtbot.addWidget(panel)
+    panel.mode.setCurrentIndex(panel.mode.findData("chat"))
+    panel.source.setCurrentIndex(panel.source.findData("file"))
+    requests = []
+    panel.chat_requested.connect(requests.append)
+    for text in ("hi", "and then?"):
+        qtbot.keyClicks(panel.chat.message, text)
+        qtbot.keyClick(panel.chat.message, Qt.Key_Return)
+        panel.chat.add_reply("model", "ok")
+    assert len(asked) == 1 and [r["checkpoint"] for r in requests] == ["/models/chat.pt"] * 2
+    assert [len(r["turns"]) for r in requests] == [1, 3]
+    qtbot.mouseClick(panel.chat.new_chat, Qt.LeftButton)
+    qtbot.keyClicks(panel.chat.message, "again")
+    qtbot.keyClick(panel.chat.message, Qt.Key_Return)
+    assert len(asked) == 2  # a new conversation may be with another file

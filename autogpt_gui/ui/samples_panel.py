@@ -180,7 +180,8 @@ class SamplesPanel(QWidget):
             "source": source, "checkpoint": self.checkpoint_path})
 
     def _chat(self, turns: list, base_turns: list) -> None:
-        if not self._choose_file():
+        first = sum(t["role"] == "user" for t in turns) == 1  # the file is asked for once a conversation
+        if (first or not self.checkpoint_path) and not self._choose_file():
             self.chat.reply_failed("model", "No checkpoint chosen.")
             self.chat.reply_failed("base", "No checkpoint chosen.")
             return

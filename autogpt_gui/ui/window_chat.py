@@ -49,7 +49,11 @@ class WindowChat:
             if field in self.config_panel.editors:  # a refused template, say, is shown at its setting too
                 self.config_panel.show_problems([(field, msg)])
 
-        self.background.start("tokenize", chat_jobs.chat_masks_job(cfg), done, failed, self.data.show_progress)
+        def progressed(phase, fraction):
+            if asked == self._masks_asked:
+                self.data.show_progress(phase, fraction)
+
+        self.background.start("tokenize", chat_jobs.chat_masks_job(cfg), done, failed, progressed)
 
     def chat(self, req: dict) -> None:
         """Answer the playground's chat message with the chosen model, and with the base when comparing."""
