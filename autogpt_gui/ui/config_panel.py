@@ -118,9 +118,10 @@ class ConfigPanel(QScrollArea):
             if source == "folder":
                 path = QFileDialog.getExistingDirectory(self, "Choose a folder of text files")
             else:
-                jsonl = source == "jsonl"
+                jsonl = source in ("jsonl", "chat")
                 flt = "JSON lines (*.jsonl *.json);;All files (*)" if jsonl else "Text (*.txt *.md *.py);;All files (*)"
-                path, _ = QFileDialog.getOpenFileName(self, "Choose the training text", "", flt)
+                title = "Choose a JSONL file of conversations" if source == "chat" else "Choose the training text"
+                path, _ = QFileDialog.getOpenFileName(self, title, "", flt)
         if path:
             self.editors[key].line.setText(path)
             self._edited(key)
@@ -241,7 +242,9 @@ class ConfigPanel(QScrollArea):
         assert isinstance(tokenizer, QComboBox)
         tokenizer.setItemText(tokenizer.findData("auto"), automatic_text(cfg))
         source = cfg.data.source
-        self.editors["data.path"].setEnabled(source in ("file", "folder", "jsonl"))
+        self.editors["data.path"].setEnabled(source in ("file", "folder", "jsonl", "chat"))
+        for key in ("data.chat_template", "data.train_on"):
+            self.editors[key].setEnabled(source == "chat")
         self.editors["data.bpe_vocab_size"].setEnabled(cfg.data.tokenizer == "bpe")
         self.editors["data.task_digits"].setEnabled(source == "task:addition")
         self.editors["data.text_field"].setEnabled(source == "jsonl")

@@ -1,4 +1,5 @@
-"""Data preview: the source's size and first lines; tokenizing with progress, cancel, and token boundaries."""
+"""Data preview: the source's size and first lines; tokenizing with progress, cancel, and token boundaries; for a
+chat source, the conversations as the model sees them (the mask preview)."""
 from __future__ import annotations
 
 import html
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.estimates import human_bytes
+from autogpt_gui.ui.mask_preview import MaskPreview
 
 TOKEN_COLORS = ["rgba(66,135,245,0.28)", "rgba(245,166,35,0.30)"]
 
@@ -52,22 +54,39 @@ class DataPanel(QWidget):
         row.addWidget(self.progress, 1)
         self.result = QLabel("")
         self.result.setWordWrap(True)
+        self.masks = MaskPreview()
+        self.masks.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addWidget(self.preview, 2)
         layout.addLayout(row)
         layout.addWidget(self.result)
         layout.addWidget(self.tokens, 2)
+        layout.addWidget(self.masks, 3)
+
+    def set_chat(self, chat: bool) -> None:
+        """A chat source shows its conversations token by token with their mask instead of shaded lines."""
+        self.tokens.setVisible(not chat)
+        self.masks.setVisible(chat)
+        self.layout().setStretchFactor(self.preview, 1 if chat else 2)  # the mask matters more than the raw lines
+        self.tokenize.setToolTip("Tokenize the conversations now and show which tokens train (cached; Start "
+                                 "also does it)" if chat else "Tokenize the source now (cached; Start also does it)")
 
     def show_preview(self, info: dict) -> None:
         self.info.setText(f"<b>{html.escape(info['label'])}</b> · {human_bytes(info['size'])}")
+        if info.get("conversations") is not None:
+            self.info.setText(self.info.text() + f" · {info['conversations']:,} conversations, "
+                                                 f"{info['turns']:,} turns")
         self.preview.setPlainText(info["preview"])
         self.tokens.clear()
+        self.masks.clear()
         self.result.setText("")
 
     def show_error(self, message: str) -> None:
         self.info.setText(f"<span style='color:#d9534f'><b>Cannot use this source:</b> {html.escape(message)}</span>")
         self.preview.clear()
+        self.masks.clear()
+        self.result.setText("")
         self.set_busy(False)
 
     def set_busy(self, busy: bool) -> None:
@@ -84,6 +103,10 @@ class DataPanel(QWidget):
         self.set_busy(False)
         self.progress.setValue(1000)
         cached = " (from the cache)" if info["from_cache"] else ""
+        if info.get("masks"):
+            self.result.setText(f"Tokenized through the chat template: vocabulary <b>{info['vocab_size']}</b>{cached}")
+            self.masks.show_masks(info["masks"])
+            return
         self.result.setText(f"<b>{info['train_tokens']:,}</b> training tokens, <b>{info['val_tokens']:,}</b> "
                             f"validation tokens, vocabulary <b>{info['vocab_size']}</b>{cached}")
         lines = []

@@ -36,11 +36,12 @@ from autogpt_gui.ui.live_edit import LiveEditPanel
 from autogpt_gui.ui.runs_panel import RunsPanel
 from autogpt_gui.ui.samples_panel import SamplesPanel
 from autogpt_gui.ui.widgets import Banner
+from autogpt_gui.ui.window_chat import WindowChat
 from autogpt_gui.ui.window_state import WindowState
 from autogpt_gui.ui.window_tools import WindowTools
 
 
-class MainWindow(WindowState, WindowTools, QMainWindow):
+class MainWindow(WindowState, WindowTools, WindowChat, QMainWindow):
     """Configuration on the left; controls, charts and tabs (samples, checkpoints, data, runs, log) on the right."""
 
     def __init__(self, settings_path: Path | None = None):
@@ -129,6 +130,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self.checkpoints.sample_requested.connect(self.sample_checkpoint)
         self.charts.checkpoint_clicked.connect(self.checkpoints.offer)
         self.samples.generate_requested.connect(self.generate)
+        self.samples.chat_requested.connect(self.chat)
         self.live.edit_requested.connect(lambda changes: self.worker and self.worker.request("edit", changes))
         self.live.extend_requested.connect(self.extend_run)
         self.config_panel.find_lr_requested.connect(self.find_lr)
@@ -147,6 +149,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         self.config_panel.show_problems(problems)
         self.controls.set_start_allowed(problems)
         self.samples.set_base(cfg.model.init)
+        self.show_chat_source(cfg.data.source == "chat")
         if not any(f.startswith("data.") for f, _ in problems):
             self._schedule_preview()
 
@@ -175,13 +178,16 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
 
     def preview_data(self) -> None:
         cfg = copy.deepcopy(self.config_panel.config())
-        self.background.start("preview", workers.preview_job(cfg), self.data.show_preview,
+        self.background.start("preview", workers.preview_job(cfg), self._previewed,
                         lambda msg, field: self.data.show_error(msg))
 
     def tokenize(self) -> None:
         cfg = copy.deepcopy(self.config_panel.config())
-        self.data.set_busy(True)
         self.tabs.setCurrentWidget(self.data)
+        if cfg.data.source == "chat":
+            self.tokenize_masks()
+            return
+        self.data.set_busy(True)
 
         def done(info):
             self.data.show_tokens(info)
@@ -287,6 +293,7 @@ class MainWindow(WindowState, WindowTools, QMainWindow):
         worker.marked.connect(self.charts.add_marker)
         if hasattr(worker, "oom_offered"):  # a run of this window (a followed one decides for itself)
             worker.oom_offered.connect(self.offer_halving)
+            worker.chat_answered.connect(self.live_answered)
         worker.logged.connect(self._logged)
         worker.state_changed.connect(self._state_changed)
         worker.errored.connect(self.show_error)

@@ -1,4 +1,5 @@
-"""Samples at every evaluation, and a playground that generates from the live model or a checkpoint."""
+"""Samples at every evaluation, and a playground that generates from the live model or a checkpoint: text from a
+prompt, or a chat through the model's template."""
 from __future__ import annotations
 
 import random
@@ -17,10 +18,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTextEdit,
     QVBoxLayout,
     QWidget,
 )
+
+from autogpt_gui.ui.chat_view import ChatBox
 
 
 def _spin(cls, low, high, value, tip: str, step=None):
@@ -38,6 +42,7 @@ class SamplesPanel(QWidget):
     """Left: the samples the run wrote, newest first. Right: prompt, settings, Generate."""
 
     generate_requested = Signal(dict)  # prompt, max_new_tokens, temperature, top_k, top_p, source
+    chat_requested = Signal(dict)  # turns, base_turns, compare, max_new_tokens, temperature, seed, source
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -67,7 +72,15 @@ class SamplesPanel(QWidget):
         self.compare.setToolTip("Generate from the pretrained model of 'Start from' as well, with the same prompt, "
                                 "settings and random seed, so the difference is what fine-tuning changed.")
         self.compare.setEnabled(False)
-        self.compare.toggled.connect(lambda on: self.base_pane.setVisible(on))
+        self.compare.toggled.connect(self._show_compare)
+        self.mode = QComboBox()
+        self.mode.addItem("Text: continue a prompt", "text")
+        self.mode.addItem("Chat: a conversation through the template", "chat")
+        self.mode.setToolTip("Text continues the prompt as it is. Chat sends your messages through the model's chat "
+                             "template, turn by turn, and each reply ends at the end-of-turn token.")
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.chat = ChatBox()
+        self.chat.send_requested.connect(self._chat)
         self.base_output = QPlainTextEdit()
         self.base_output.setReadOnly(True)
         self.base_output.setPlaceholderText("The base model's text streams in here.")
@@ -78,6 +91,7 @@ class SamplesPanel(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         form = QFormLayout()
+        form.addRow("Mode", self.mode)
         form.addRow("Model", self.source)
         row = QHBoxLayout()
         for label, w in (("Temp", self.temperature), ("Top-k", self.top_k), ("Top-p", self.top_p),
@@ -101,7 +115,10 @@ class SamplesPanel(QWidget):
         outputs = QSplitter(Qt.Orientation.Horizontal)
         outputs.addWidget(self.base_pane)
         outputs.addWidget(_titled("The model chosen above", self.output))
-        rv.addWidget(outputs, 1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(outputs)
+        self.pages.addWidget(self.chat)
+        rv.addWidget(self.pages, 1)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -137,14 +154,20 @@ class SamplesPanel(QWidget):
         self.source.setCurrentIndex(self.source.findData("checkpoint"))
         self.note.setText(f"Model: {path}")
 
+    def _choose_file(self) -> bool:
+        """For the "checkpoint file" model: ask which (False when the user cancels)."""
+        if self.source.currentData() != "file":
+            return True
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", self.checkpoint_path or "",
+                                              "Checkpoints (*.pt);;All files (*)")
+        if path:
+            self.checkpoint_path = path
+        return bool(path)
+
     def _generate(self) -> None:
         source = self.source.currentData()
-        if source == "file":
-            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", self.checkpoint_path or "",
-                                                  "Checkpoints (*.pt);;All files (*)")
-            if not path:
-                return
-            self.checkpoint_path = path
+        if not self._choose_file():
+            return
         self.output.setPlainText(self.prompt.toPlainText())
         compare = self.compare.isEnabled() and self.compare.isChecked()
         if compare:
@@ -156,10 +179,38 @@ class SamplesPanel(QWidget):
             "top_p": self.top_p.value() if self.top_p.value() < 1.0 else None,
             "source": source, "checkpoint": self.checkpoint_path})
 
+    def _chat(self, turns: list, base_turns: list) -> None:
+        first = sum(t["role"] == "user" for t in turns) == 1  # the file is asked for once a conversation
+        if (first or not self.checkpoint_path) and not self._choose_file():
+            self.chat.reply_failed("model", "No checkpoint chosen.")
+            self.chat.reply_failed("base", "No checkpoint chosen.")
+            return
+        self.chat_requested.emit({
+            "turns": turns, "base_turns": base_turns, "compare": bool(base_turns), "seed": random.randrange(2**31),
+            "max_new_tokens": self.max_tokens.value(), "temperature": self.temperature.value(),
+            "source": self.source.currentData(), "checkpoint": self.checkpoint_path})
+
+    def chat_mode(self) -> bool:
+        return self.mode.currentData() == "chat"
+
+    def _mode_changed(self) -> None:
+        chat = self.chat_mode()
+        self.pages.setCurrentIndex(1 if chat else 0)
+        self.generate.setVisible(not chat)
+        self.prompt.setVisible(not chat)
+        for box in (self.top_k, self.top_p):
+            box.setEnabled(not chat)
+            box.setToolTip(box.toolTip().split(" (Text mode")[0] + (" (Text mode only: a chat reply samples by "
+                                                                    "temperature alone.)" if chat else ""))
+
+    def _show_compare(self, on: bool) -> None:
+        self.base_pane.setVisible(on)
+        self.chat.set_compare(on)
+
     def set_base(self, init: str) -> None:
         """The pretrained model the run starts from ('' for none): only then is there a base to compare with."""
         self.compare.setEnabled(bool(init))
-        self.base_pane.setVisible(bool(init) and self.compare.isChecked())
+        self._show_compare(bool(init) and self.compare.isChecked())
 
     def append_base_text(self, text: str) -> None:
         self.base_output.moveCursor(QTextCursor.End)

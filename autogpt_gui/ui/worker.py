@@ -75,6 +75,7 @@ class TrainingWorker(RunSignals):
     """Builds a session from a RunConfig (or resumes a checkpoint) and trains it in its thread."""
 
     oom_offered = Signal(dict)  # on_oom = "ask": the step did not fit; answer_oom(True) halves the micro-batch
+    chat_answered = Signal(str, str)  # chat(): the live model's reply, or "" and why there is none
     done = Signal()
 
     def __init__(self, cfg, run_path: str | None = None, resume_from: str | None = None, extend: int = 0):
@@ -112,6 +113,24 @@ class TrainingWorker(RunSignals):
             text = generate_text(trainer.model, self.tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
                                  seed=seed if seed is not None else 0, on_text=self.text_generated.emit)
             self.generation_done.emit(text)
+
+        self.trainer.request("call", call)
+        return True
+
+    def chat(self, turns: list[dict], max_new_tokens: int, temperature: float, seed: int) -> bool:
+        """Answer a conversation with the live model between two steps, through the run's chat template; the
+        reply arrives through chat_answered. False before the model exists."""
+        if self.trainer is None:
+            return False
+
+        def call(trainer):
+            from autogpt_gui.ui.chat_jobs import live_reply
+
+            try:
+                self.chat_answered.emit(live_reply(trainer.model, self.tokenizer, self.cfg, turns, max_new_tokens,
+                                                   temperature, seed), "")
+            except Exception as err:  # noqa: BLE001 - a failed reply is a message in the playground, not a failed run
+                self.chat_answered.emit("", _describe(err)[0])
 
         self.trainer.request("call", call)
         return True
@@ -289,7 +308,11 @@ def tokenize_job(cfg):
 
 
 def preview_job(cfg):
-    """A Task function: size and the first characters of cfg's source."""
+    """A Task function: size and the first characters of cfg's source (for a chat source, its conversations)."""
+    if cfg.data.source == "chat":
+        from autogpt_gui.ui.chat_jobs import chat_preview_job
+
+        return chat_preview_job(cfg)
 
     def job(task: Task) -> dict:
         from autogpt_gui.engine.data.sources import make_source
