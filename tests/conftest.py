@@ -22,6 +22,23 @@ def user_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def collect_qt_garbage_between_tests():
+    """After a test, its closed windows and finished workers are deleted and collected on the GUI thread while
+    nothing trains: left to the collector, they were once collected in the middle of the next test, while its
+    worker thread built a model, and the process crashed in the collector (seen twice under heavy load)."""
+    yield
+    import gc
+    import sys
+
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+
+
 @pytest.fixture
 def tiny_config():
     """A model of a few thousand parameters on the built-in corpus: trains in a second or two."""
