@@ -23,19 +23,19 @@ def user_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def collect_qt_garbage_between_tests():
+def collect_qt_garbage_between_tests(request):
     """After a test, its closed windows and finished workers are deleted and collected on the GUI thread while
     nothing trains: left to the collector, they were once collected in the middle of the next test, while its
     worker thread built a model, and the process crashed in the collector (seen twice under heavy load)."""
     yield
+    if "qtbot" not in request.fixturenames:
+        return
     import gc
-    import sys
 
-    if "PySide6.QtWidgets" in sys.modules:
-        from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtCore import QCoreApplication, QEvent
 
-        if QCoreApplication.instance() is not None:
-            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    if QCoreApplication.instance() is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
 
 
