@@ -41,6 +41,14 @@ def run_selftest() -> int:
         if len(text) == 0:
             print("FAILED: no text was generated")
             return 1
+    from autogpt_gui.engine.data.chat import Turn
+    from autogpt_gui.engine.data.chat_template import CHATML, ChatTemplate
+
+    chat = ChatTemplate(CHATML, None).render([Turn("user", "hi")], add_generation_prompt=True)
+    print(f"  chat template (jinja2 sandbox): {chat!r}")
+    import gguf
+
+    print(f"  GGUF writer: gguf {gguf.__name__} with {len(gguf.MODEL_ARCH)} architectures")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from autogpt_gui.ui.app import smoke_window
 
