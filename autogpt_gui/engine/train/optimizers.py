@@ -9,6 +9,7 @@ rate and the step's factor (rates.py) moves both rates in their ratio.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -83,7 +84,7 @@ def build_optimizer(model: torch.nn.Module, o: OptimConfig, device: torch.device
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.beta1)
 
 
-def _muon_with_adamw(named: list[tuple[str, torch.Tensor]], o: OptimConfig, fused: dict) -> torch.optim.Optimizer:
+def _muon_with_adamw(named: Sequence[tuple[str, torch.Tensor]], o: OptimConfig, fused: dict) -> torch.optim.Optimizer:
     if not has_muon():
         raise ConfigError([("optim.name", f"muon needs torch 2.9 or newer (this is {torch.__version__}): "
                                           "choose adamw, or upgrade torch")])
