@@ -324,7 +324,8 @@ def cmd_find_lr(args) -> int:
     print(sweep.describe())
     if sweep.suggestion is None:
         return 1
-    print(f"use it: --set optim.lr={sweep.suggestion:.1e}")
+    muon = "" if sweep.muon_suggestion is None else f" --set optim.muon_lr={sweep.muon_suggestion:.1e}"
+    print(f"use it: --set optim.lr={sweep.suggestion:.1e}{muon}")
     return 0
 
 

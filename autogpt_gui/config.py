@@ -111,6 +111,7 @@ class OptimConfig:
 
     name: str = "adamw"
     lr: float = 1e-3
+    muon_lr: float = 0.02  # the hidden matrices' rate when name is "muon"
     min_lr: float = 1e-4
     beta1: float = 0.9
     beta2: float = 0.99

@@ -209,14 +209,20 @@ _TABLE = (
             "assistant's replies with their end-of-turn tokens, or every token.", "choice",
             choices=(("assistant", "Replies only"), ("all", "Every token"))),
     # ---- optim ---------------------------------------------------------------------------------
-    Setting("optim.name", "Optimizer", "AdamW is the usual choice for transformers.", "choice",
-            choices=_same("adamw", "adam", "sgd")),
+    Setting("optim.name", "Optimizer", "AdamW is the usual choice for transformers; muon trains the hidden "
+            "weight matrices with Muon at its own rate (AdamW keeps embeddings, head, norms and biases) and "
+            "reaches a given loss sooner.", "choice", choices=_same("adamw", "adam", "sgd", "muon")),
     Setting("optim.lr", "Learning rate", "Peak step size; 1e-3 suits small models, 6e-4 larger ones.", "sci",
             low=0, high=10, open_low=True,
             refusal="learning rate must be a positive number, not {value} (1e-3 is a good start)",
             refusal_high="learning rate {value:g} is far too large: at most {high:g} (1e-3 is a good start)",
             live=True, applies="next step",
             live_note="The schedule's peak: the curve keeps its shape around the new value."),
+    Setting("optim.muon_lr", "Muon learning rate", "For the muon optimizer: the peak rate of the hidden weight "
+            "matrices (0.02 is Muon's usual). The schedule moves it with the learning rate, in their ratio; a "
+            "live edit of the learning rate moves both.", "sci", low=0, high=10, open_low=True,
+            refusal="Muon learning rate must be a positive number, not {value} (0.02 is a good start)",
+            refusal_high="Muon learning rate {value:g} is far too large: at most {high:g} (0.02 is a good start)"),
     Setting("optim.min_lr", "Min learning rate", "Where the schedule decays to (often lr / 10).", "sci", low=0,
             refusal="must be zero or positive, not {value}", live=True, applies="next step"),
     Setting("optim.schedule", "Schedule", "How the learning rate changes over the run (wsd: warmup, stable, "

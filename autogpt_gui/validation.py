@@ -84,7 +84,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         _bounds(p, cfg, "data.task_digits")
 
     _choice(p, cfg, "optim.name", "optimizer")
-    _bounds(p, cfg, "optim.lr", "optim.min_lr")
+    _bounds(p, cfg, "optim.lr", "optim.min_lr", "optim.muon_lr")
     if SETTINGS["optim.min_lr"].accepts(o.min_lr) and math.isfinite(o.lr) and o.min_lr > o.lr:
         p.append(("optim.min_lr", f"({o.min_lr}) must not exceed the learning rate ({o.lr}); try lr/10"))
     _bounds(p, cfg, "optim.beta1", "optim.beta2", "optim.weight_decay")

@@ -168,7 +168,7 @@ def test_bounds_derive_from_the_descriptions():
 
 @pytest.mark.parametrize("file, old, new, caught", [
     ("ui/data_panel.py", "annotations\n", 'annotations\nLABEL = "Learning rate"\n', "writes optim.lr's text"),
-    ("ui/samples_panel.py", "annotations\n", 'annotations\nNAMES = ("adamw", "adam", "sgd")\n',
+    ("ui/samples_panel.py", "annotations\n", 'annotations\nNAMES = ("adamw", "adam", "sgd", "muon")\n',
      "lists the choices of optim.name"),
     ("ui/live_edit.py", "make_editor(desc)\n", "make_editor(desc)\n            w.setRange(0, 96)\n", "setRange(96,)"),
     ("validation.py", "    _choice(p, cfg, \"optim.name\"", "    if o.lr > 10:\n        pass\n    _choice(p, cfg, \"optim.name\"",

@@ -7,6 +7,8 @@ suggestion is a fraction of the rate at the smoothed minimum: still on the steep
 safely below where training becomes unstable. fastai takes a tenth; a fifth matched the best of
 300-step runs at 3e-4, 1e-3 and 3e-3 on our presets (tests/test_run_control.py measures it), so the app
 suggests a fifth. Nothing of a run is touched: the sweep builds its own model, optimizer and data position.
+With optim.name "muon" the sweep moves both rates in their configured ratio (muon_lr / lr): the swept
+rate is optim.lr's, and Muon's suggestion is the same multiple of it.
 """
 from __future__ import annotations
 
@@ -27,13 +29,23 @@ class LRSweep:
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     suggestion: float | None = None
+    muon_ratio: float | None = None  # muon_lr / lr, the ratio the sweep kept (optim.name "muon" only)
+
+    @property
+    def muon_suggestion(self) -> float | None:
+        """The Muon rate that goes with the suggestion (same ratio as swept); None without Muon."""
+        if self.suggestion is None or self.muon_ratio is None:
+            return None
+        return self.suggestion * self.muon_ratio
 
     def describe(self) -> str:
         if self.suggestion is None:
             return "the loss never fell during the sweep: check the data, or lower the start of the range"
         best = min(range(len(self.smoothed)), key=self.smoothed.__getitem__)
+        muon = "" if self.muon_suggestion is None else \
+            f", with Muon learning rate {self.muon_suggestion:.2e} (the same ratio as configured)"
         return (f"lowest smoothed loss {self.smoothed[best]:.3f} at learning rate {self.lrs[best]:.2e}; "
-                f"suggested learning rate {self.suggestion:.2e} (a fifth of that)")
+                f"suggested learning rate {self.suggestion:.2e} (a fifth of that){muon}")
 
 
 def find_lr(cfg: RunConfig, start: float = 1e-6, end: float = 1.0, steps: int = 100,
@@ -49,11 +61,13 @@ def find_lr(cfg: RunConfig, start: float = 1e-6, end: float = 1.0, steps: int = 
     trainer.prepare()
     model.train()
     sweep, avg, best = LRSweep(), 0.0, math.inf
+    if cfg.optim.name == "muon":
+        sweep.muon_ratio = cfg.optim.muon_lr / cfg.optim.lr
     beta = 1.0 - 10.0 / max(steps, 20)  # a window of about a tenth of the sweep
     batches = iter(trainer.train_loader)
     for i in range(steps):
         lr = start * (end / start) ** (i / max(1, steps - 1))
-        rates.apply_factor(optimizer, lr / cfg.optim.lr)  # every group in proportion to its base rate
+        rates.apply_factor(optimizer, lr / cfg.optim.lr)  # every group (AdamW's, Muon's) in proportion to its base
         total = 0.0
         for _ in range(cfg.train.grad_accum):
             try:

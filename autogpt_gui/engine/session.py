@@ -33,6 +33,7 @@ from autogpt_gui.engine.run.runs import Run
 from autogpt_gui.engine.train import distributed
 from autogpt_gui.engine.train.edits import LiveEdits
 from autogpt_gui.engine.train.guards import DivergenceGuard, EarlyStop, HalveOnOOM
+from autogpt_gui.engine.train.optimizers import build_optimizer
 from autogpt_gui.engine.train.precision import device_memory, pick_device
 from autogpt_gui.engine.train.schedules import make_schedule
 from autogpt_gui.engine.train.trainer import Trainer
@@ -101,22 +102,6 @@ def check_memory(cfg: RunConfig, device, vocab_size: int | None = None) -> None:
     found = memory_problems(cfg, limit, where, vocab_size)
     if found:
         raise ConfigError(found)
-
-
-def build_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW / Adam / SGD; weight decay only on matrices (not biases, norms); fused on CUDA."""
-    o = cfg.optim
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": o.weight_decay, "decay": True},  # "decay": which a live edit changes
-              {"params": no_decay, "weight_decay": 0.0, "decay": False}]
-    extra = {"fused": True} if device.type == "cuda" else {}
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), **extra)
-    if o.name == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), **extra)
-    return torch.optim.SGD(groups, lr=o.lr, momentum=o.beta1)
 
 
 class TextSampler:
@@ -209,7 +194,7 @@ def _build(cfg: RunConfig, run: Run | None, resume_from, progress, cancelled) ->
     elif weights is not None:
         model.load_state_dict(weights)
     model.to(device)
-    optimizer = build_optimizer(model, cfg, device)
+    optimizer = build_optimizer(model, cfg.optim, device)
     t = cfg.train
     loader_cls = EpochLoader if t.epochs else RandomWindowLoader
     loaders: tuple = chat_loaders(data, t, device, r.rank, r.world) if isinstance(data, ChatData) else (

@@ -227,9 +227,11 @@ class ConfigPanel(QScrollArea):
         return found
 
     def set_lr(self, lr: float) -> None:
-        """Take a learning rate (the finder's suggestion), with a tenth of it as the schedule's floor."""
+        """Take a learning rate (the finder's suggestion), with a tenth of it as the schedule's floor; Muon's
+        rate keeps its ratio to it (the finder swept both so)."""
         cfg = self._cfg
-        cfg.optim = replace(cfg.optim, lr=float(f"{lr:.2g}"), min_lr=float(f"{lr / 10:.2g}"))
+        muon_lr = float(f"{lr * cfg.optim.muon_lr / cfg.optim.lr:.2g}") if cfg.optim.name == "muon" else cfg.optim.muon_lr
+        cfg.optim = replace(cfg.optim, lr=float(f"{lr:.2g}"), min_lr=float(f"{lr / 10:.2g}"), muon_lr=muon_lr)
         self.set_config(cfg)
         self.changed.emit(cfg)
 

@@ -1,7 +1,9 @@
 """Batch loaders over a token array. Each yields (x, y) with y = x shifted by one.
 
 Ours keep their position in `state_dict()` so a resumed run seeks straight back to it (no
-replaying of batches); a plain torch DataLoader over `WindowDataset` works as well.
+replaying of batches); a plain torch DataLoader over `WindowDataset` works as well. The ids stay as
+compact in memory as in the token cache (uint16 for a vocabulary up to 65,536, else uint32): only each
+batch is widened to int64 on its way to the model, so 100 MB of characters take 200 MB, not 800.
 """
 from __future__ import annotations
 
@@ -13,18 +15,29 @@ from torch.utils.data import Dataset
 IN_MEMORY_TOKENS = 200_000_000
 
 
-def _as_tensor(tokens) -> torch.Tensor | np.ndarray:
-    if len(tokens) <= IN_MEMORY_TOKENS:
-        return torch.from_numpy(np.asarray(tokens, dtype=np.int64).copy())
-    return tokens
+def compact_dtype(tokens) -> np.dtype:
+    """The narrowest unsigned type that holds these ids: theirs if already uint16 / uint32, else by the
+    largest id."""
+    ids = np.asarray(tokens)
+    if ids.dtype in (np.uint16, np.uint32):
+        return ids.dtype
+    if len(ids) and (ids.min() < 0 or ids.max() >= 2**32):
+        raise ValueError("token ids must be between 0 and 2**32 - 1")
+    return np.dtype(np.uint16 if not len(ids) or ids.max() < 2**16 else np.uint32)
 
 
-def _windows(data, starts: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, torch.Tensor):
-        rows = data[starts[:, None] + torch.arange(block + 1)]
-    else:
-        rows = torch.stack([torch.from_numpy(np.asarray(data[i : i + block + 1], dtype=np.int64))
-                            for i in starts.tolist()])
+def _as_compact(tokens) -> np.ndarray:
+    """The ids in memory in their compact type; a token array larger than IN_MEMORY_TOKENS stays a memmap."""
+    if isinstance(tokens, np.memmap) and len(tokens) > IN_MEMORY_TOKENS:
+        return tokens
+    if isinstance(tokens, torch.Tensor):
+        tokens = tokens.cpu().numpy()
+    return np.array(tokens, dtype=compact_dtype(tokens))  # a copy: the cache's file may be replaced
+
+
+def _windows(data: np.ndarray, starts: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows at starts, widened to int64 (what embeddings and the loss take) one batch at a time."""
+    rows = torch.from_numpy(data[starts.numpy()[:, None] + np.arange(block + 1)].astype(np.int64))
     return rows[:, :-1], rows[:, 1:]
 
 
@@ -34,7 +47,7 @@ class _Loader:
     def __init__(self, tokens, batch_size: int, block_size: int, device="cpu"):
         if len(tokens) < block_size + 1:
             raise ValueError(f"{len(tokens)} tokens are fewer than one window of {block_size + 1}")
-        self.data = _as_tensor(tokens)
+        self.data = _as_compact(tokens)
         self.n_tokens = len(tokens)
         self.batch_size, self.block_size = batch_size, block_size
         self.device = torch.device(device)
@@ -145,7 +158,7 @@ class WindowDataset(Dataset):
     """Non-overlapping (x, y) windows for a plain torch DataLoader."""
 
     def __init__(self, tokens, block_size: int):
-        self.data = _as_tensor(tokens)
+        self.data = _as_compact(tokens)
         self.block_size = block_size
         self.n = (len(tokens) - 1) // block_size
 
@@ -154,8 +167,5 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int):
         start = i * self.block_size
-        if isinstance(self.data, torch.Tensor):
-            row = self.data[start : start + self.block_size + 1]
-        else:
-            row = torch.from_numpy(np.asarray(self.data[start : start + self.block_size + 1], dtype=np.int64))
+        row = torch.from_numpy(self.data[start : start + self.block_size + 1].astype(np.int64))
         return row[:-1], row[1:]

@@ -12,6 +12,7 @@ import random
 import numpy as np
 
 from autogpt_gui.engine.train import rates
+from autogpt_gui.errors import CheckpointError
 
 
 def capture(trainer) -> dict:
@@ -35,7 +36,12 @@ def capture(trainer) -> dict:
 def restore(trainer, state: dict) -> None:
     trainer.model.load_state_dict(state["model"])
     bases = rates.base_rates(trainer.optimizer)
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    try:
+        trainer.optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, ValueError) as err:  # saved by another optimizer (adamw against muon, ...)
+        raise CheckpointError(f"this checkpoint's optimizer state does not fit the configured optimizer "
+                              f"({type(trainer.optimizer).__name__}: {err}); resume with the optimizer it was "
+                              "trained with", "optim.name") from None
     # the groups' base rates are the configuration's: the live edits below scale them again as they did
     rates.set_base_rates(trainer.optimizer, bases)
     trainer.restore_scaler(state.get("scaler"))  # the scaler exists once precision is known (prepare)
