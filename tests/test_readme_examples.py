@@ -26,7 +26,9 @@ EXPECT = {
     r"sample RUN_DIR --prompt \"def \"": [r"\Adef [\s\S]{100,}"],  # the prompt, then sampled text
     r"resume RUN_DIR --set train.max_steps=4000": [r"resumed at step 30, epoch 0, [\d,]+ tokens seen",
                                                    r"finished at step 40"],
-    r"export RUN_DIR OUT_DIR": [r"exported to .*OUT_DIR"],
+    r"export RUN_DIR OUT_DIR$": [r"exported to .*OUT_DIR"],
+    r"train --set data.tokenizer=bpe$": [r"Python documentation \(built in\)", r"finished at step 30"],
+    r"export RUN_DIR OUT_DIR/gguf --format gguf --quant q8_0 --verify$": [r"\d+/32 greedy tokens equal to ours"],
 }
 
 
@@ -83,3 +85,4 @@ def test_every_readme_command_runs_from_a_copy_of_the_repository(tmp_path):
     ran = run_readme((ROOT / "README.md").read_text(), tmp_path)
     assert len(ran) == len(EXPECT)
     assert (tmp_path / "OUT_DIR" / "model.safetensors").is_file()
+    assert len(list((tmp_path / "OUT_DIR" / "gguf").glob("*-q8_0.gguf"))) == 1
