@@ -102,8 +102,13 @@ def run() -> None:
     the interpreter's and torch's teardown, where a late Ctrl-C or SIGTERM (Python's handlers are gone by
     then) would kill the process by that signal instead of letting it report main's exit code."""
     import logging
+    import signal
 
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a Ctrl-C after main's own handling (its handlers restored) is still a Ctrl-C
+        code = 130
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # the exit code stands
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

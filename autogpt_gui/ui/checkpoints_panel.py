@@ -80,14 +80,18 @@ class CheckpointsPanel(QWidget):
         self.open_btn.clicked.connect(self._open_folder)
         self.delete_btn.clicked.connect(self._delete)
         row = QHBoxLayout()
-        for b in (self.save_btn, self.resume_btn, self.branch_btn, self.open_btn, self.export_btn, self.export_format,
-                  self.export_quant, self.delete_btn):
+        for b in (self.save_btn, self.resume_btn, self.branch_btn, self.open_btn, self.delete_btn):
             row.addWidget(b)
         row.addStretch(1)
+        export_row = QHBoxLayout()  # a row of its own: beside the others it widened the window past 1280 px
+        for b in (self.export_btn, self.export_format, self.export_quant):
+            export_row.addWidget(b)
+        export_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
+        layout.addLayout(export_row)
         self.export_quant.setEnabled(False)
         self.set_training(False)
         self._selection_changed()
