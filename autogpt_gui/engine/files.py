@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from autogpt_gui.errors import CheckpointError
@@ -101,3 +105,20 @@ def load_tensors_safely(path: Path, field: str = "checkpoint", map_location="cpu
 def first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
+
+
+@contextmanager
+def folder_in_place(folder: Path, prefix: str = ".tmp-") -> Iterator[Path]:
+    """A temporary folder beside `folder`, filled in the with-block, then renamed into place; removed on any
+    failure. Where another process put the same folder there first, theirs stands."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=prefix))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process cached the same data first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 
 from autogpt_gui.engine.data.chat import Conversation, Turn, conversation_files
 from autogpt_gui.engine.data.tokenizers import Tokenizer, tokenizer_from_json
+from autogpt_gui.engine.files import folder_in_place
 from autogpt_gui.errors import DataError
 
 VERSION = "chat-1"  # bump when the encoding changes, so old caches are not read
@@ -55,17 +54,8 @@ def load_cached(folder: Path):
 def save_cached(folder: Path, arrays: dict, counts, val_counts, tokenizer: Tokenizer,
                 held: list[Conversation]) -> None:
     """Write the cache folder through a temporary one renamed into place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-chat-"))
-    try:
+    with folder_in_place(folder, ".tmp-chat-") as tmp:
         np.savez(tmp / "windows.npz", **arrays)
         meta = {"counts": asdict(counts), "val_counts": asdict(val_counts), "tokenizer": tokenizer.to_json(),
                 "held_out": [asdict(c) for c in held[:KEPT_HELD_OUT]]}
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process cached the same data first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -9,9 +9,7 @@ import codecs
 import functools
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from autogpt_gui.config import tokenizer_kind
 from autogpt_gui.engine.data.tasks import TaskExamples, make_task
 from autogpt_gui.engine.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from autogpt_gui.engine.files import folder_in_place
 from autogpt_gui.errors import Cancelled, DataError
 
 CHUNK = 1 << 20
@@ -317,21 +316,12 @@ def prepare_tokens(source: Source, data_cfg, cache_root: Path, progress: Progres
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
     val_chars = source.val_chars() if isinstance(source, TaskSource) else int(n_chars * data_cfg.val_fraction)
     cut = n_chars - val_chars
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".tmp-"))
-    try:
+    with folder_in_place(folder) as tmp:
         counts = _tokenize_to_files(source, tokenizer, cut, n_chars, tmp, dtype, progress, cancelled)
         tokenizer.save(tmp / "tokenizer.json")
         meta = {"dtype": np.dtype(dtype).name, "train": counts[0], "val": counts[1],
                 "vocab_size": tokenizer.vocab_size, "source": source.label}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process cached the same data first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     fresh = _load_cached(folder, source.label)
     fresh.from_cache = False
     return fresh
