@@ -247,8 +247,18 @@ class RunConfig:
 
         return validate(self)
 
+    @classmethod
+    def recommended(cls) -> RunConfig:
+        """What the window's form starts from: the defaults with RECOMMENDED's recipe."""
+        return cls().with_overrides(list(RECOMMENDED))
+
 
 SECTIONS = ("model", "data", "optim", "train")
+# The recipe that reached nanoGPT's loss fastest on a CPU (benchmarks/time_to_loss.py; README "Speed"): the
+# llama kind at micro's size, Muon beside AdamW at a higher rate, half of nanoGPT's steps. The window's form
+# and the shakespeare and python-docs examples use it; the dataclass defaults stay the seed's (AutoGPTModel()).
+RECOMMENDED = ("model.preset='llama-micro'", "optim.name='muon'", "optim.lr=3e-3", "optim.muon_lr=0.02",
+               "optim.warmup_steps=50", "train.max_steps=1000")
 
 
 def apply_preset(model: ModelConfig, name: str, problems: list[tuple[str, str]]) -> ModelConfig:

@@ -5,7 +5,7 @@
 (b) lateness of a 10 ms GUI timer while training: p99 target < 50 ms;
 (c) redrawing the loss chart holding 10^6 points: target < 50 ms.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/gui.py [--rounds 2] [--smoke]
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui.py [--rounds 2] [--width 128|384] [--smoke]
 """
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ def redraw_million(app, n: int = 1_000_000) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--width", type=int, choices=(128, 384), help="only the shape this wide (default: both)")
     ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = ap.parse_args()
     if args.smoke:
@@ -141,7 +142,8 @@ def main() -> int:
     app = make_app()
     ok = True
     all_lateness: list[float] = []
-    for label, shape, batch, steps in SMOKE_CONFIGS if args.smoke else CONFIGS:
+    configs = [c for c in CONFIGS if args.width in (None, c[1]["n_embd"])]
+    for label, shape, batch, steps in SMOKE_CONFIGS if args.smoke else configs:
         n = steps * 3 + 10
         cfg = run_config(shape, batch, n)
         head, win = [], []

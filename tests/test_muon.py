@@ -38,6 +38,31 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest_for_both_block_kinds(
         assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in session.model.parameters()}
 
 
+def test_our_muon_steps_as_torch_muon_does_with_fp32_batched_orthogonalisation():
+    """optimizers.Muon is torch.optim.Muon but for the precision of Newton-Schulz (fp32 here, bf16 in torch):
+    the same updates within bf16's rounding, the same state (so either can resume the other), decay applied."""
+    torch.manual_seed(0)
+    shapes = [(96, 32), (32, 32), (96, 32), (32, 128)]  # two of one shape (stacked), tall, square and wide
+    ours = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    starts = [p.detach().clone() for p in ours]
+    opt_ours = optimizers.Muon(ours, lr=0.02, weight_decay=0.1)
+    opt_theirs = torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1)
+    for _ in range(3):
+        grads = [torch.randn(*s) for s in shapes]
+        for params, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, start in zip(ours, theirs, starts):
+        moved, apart = (b.detach() - start).norm().item(), (b.detach() - a.detach()).norm().item()
+        assert moved > 0.01 and apart < 0.02 * moved, (moved, apart)  # bf16's rounding, not another update
+    state_ours, state_theirs = opt_ours.state_dict(), opt_theirs.state_dict()
+    assert state_ours["param_groups"][0].keys() == state_theirs["param_groups"][0].keys()
+    for k in state_theirs["state"]:
+        assert torch.equal(state_ours["state"][k]["momentum_buffer"], state_theirs["state"][k]["momentum_buffer"])
+
+
 def test_both_rates_follow_the_schedule_in_their_ratio_and_the_muon_run_learns(tiny_config):
     session = build_session(tiny_config(*MUON, "train.max_steps=60", "optim.schedule='cosine'"))
     seen = {}

@@ -69,7 +69,7 @@ class ConfigPanel(QScrollArea):
             layout.addWidget(box)
         layout.addStretch(1)
         self.setWidget(body)
-        self.set_config(RunConfig())
+        self.set_config(RunConfig.recommended())
 
     def _add_row(self, form: QFormLayout, desc: Setting) -> None:
         """The setting's label, its editor and (hidden until there is one) its error message."""

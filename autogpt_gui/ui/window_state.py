@@ -18,9 +18,9 @@ class WindowState:
             try:
                 self.set_config(RunConfig.load(last))
             except ConfigError:
-                self.set_config(RunConfig())
+                self.set_config(RunConfig.recommended())
         else:
-            self.set_config(RunConfig())
+            self.set_config(RunConfig.recommended())
         for key, splitter in (("main", self.main), ("right", self.right)):
             state = self.settings.value(f"splitter/{key}")
             if state is not None:
