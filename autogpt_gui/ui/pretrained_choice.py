@@ -31,7 +31,7 @@ def take_pretrained(cfg: RunConfig) -> None:
             shape = shape_of(read_config(folder), folder.name)
         except ConfigError:
             shape = {}  # validate() marks the field with what is wrong
-    fresh = RunConfig.recommended().model
+    fresh = RunConfig().model
     # what the model taken in does not set is a fresh model's (a GPT-2 sets none of the llama fields)
     brought = {key: getattr(fresh, key) for key in BROUGHT if key != "finetune"}
     if cfg.model.init:
