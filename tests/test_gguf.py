@@ -225,6 +225,15 @@ def test_the_cli_exports_a_run_checks_it_and_verifies_it_in_llama_cpp(bpe_run, t
     assert (out / "Modelfile").read_text().startswith("FROM ./run-q8_0.gguf\n")
 
 
+def test_an_out_named_dot_gguf_is_the_file_with_the_modelfile_beside_it(bpe_run, tmp_path, capsys):
+    out = tmp_path / "models" / "mine.gguf"
+    assert cli.main(["export", str(bpe_run), str(out), "--format", "gguf"]) == 0
+    assert out.is_file() and f"exported to {out} " in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["Modelfile", "README.md", "mine.gguf"]
+    assert (out.parent / "Modelfile").read_text().startswith("FROM ./mine.gguf\n")
+    assert gguf.GGUFReader(str(out)).fields["general.architecture"].contents() == "gpt2"
+
+
 def test_a_char_model_is_refused_naming_the_tokenizer_to_train_instead(tmp_path, capsys):
     _train(tmp_path / "run", "char")
     capsys.readouterr()

@@ -141,7 +141,8 @@ class GGUFExport:
 
 def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify: bool = False,
                 chat_template: str | None = None, eot_ids: list[int] | None = None) -> GGUFExport:
-    """Write <name>-<quant>.gguf, an Ollama Modelfile and a model card into out; read the file back and check it;
+    """Write <name>-<quant>.gguf (or out itself, when it is named *.gguf), an Ollama Modelfile and a model card
+    into out (beside it); read the file back and check it;
     with verify, run it in llama.cpp and compare its greedy tokens with ours."""
     from autogpt_gui.engine.load import load_trained
     from autogpt_gui.engine.model.chat import export_template
@@ -160,7 +161,10 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f32", verify:
     checkpoint = Path(counters["checkpoint"])
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.name or checkpoint.parent.parent.name).strip("-.") or "model"
     out = Path(out)
-    path = out / f"{stem}-{quant}.gguf"
+    if out.suffix.lower() == ".gguf" and not out.is_dir():  # a file's name: the Modelfile and card go beside it
+        out, path = out.parent, out
+    else:
+        path = out / f"{stem}-{quant}.gguf"
     stops = tokenizer.token_strings(eot_ids or [])
     notes = []
     with writing_into(out, "the export"):
