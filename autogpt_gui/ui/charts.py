@@ -154,7 +154,9 @@ class ChartsPanel(QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.loss_plot = self.graphics.addPlot(row=0, col=0, colspan=2, title="Loss")
-        self.loss_plot.addLegend(offset=(-10, 10))
+        # one row at the top right: a falling loss leaves that corner free, and three rows would cover
+        # the curve's end in a short chart
+        self.loss_plot.addLegend(offset=(-10, 5), colCount=3)
         self.loss_plot.showGrid(x=False, y=True, alpha=0.2)  # horizontal lines read values; vertical ones cost paint time
         self.loss_plot.setLabel("left", "loss")
         self.lr_plot = self.graphics.addPlot(row=1, col=0, title="Learning rate")
