@@ -45,6 +45,14 @@ def _decay_groups(params: list[torch.Tensor], weight_decay: float) -> list[dict]
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "decay": False}]
 
 
+def _closure_loss(closure: Any) -> Any:
+    """What an optimizer's step returns: the closure's loss, computed with gradients; None without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def orthogonalise(updates: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float,
                   dtype: torch.dtype) -> torch.Tensor:
     """Newton-Schulz's approximate orthogonalisation of a stack of same-shape matrices (batch, rows, cols)."""
@@ -66,10 +74,7 @@ class Muon(torch.optim.Muon if hasattr(torch.optim, "Muon") else torch.optim.Opt
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         """One Muon step of every group: Nesterov momentum, orthogonalised, decoupled weight decay."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group in self.param_groups:
             params: list[torch.Tensor] = []
             grads: list[torch.Tensor] = []
@@ -125,10 +130,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         """One step of both."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         self.adamw.step()
         self.muon.step()
         return loss
