@@ -34,22 +34,21 @@ CONTENDERS = ("nanoGPT", "ours gpt2+AdamW", "ours --config shakespeare", "ours r
 def _ours_settings(shape: str, which: str, eval_every: int, eval_batches: int) -> list[str]:
     n_layer, n_head, n_embd, block, batch, steps, warmup = SHAPES[shape]
     common = ["train.sample_tokens=0", "train.checkpoint_interval=0", "train.device='cpu'",
-              f"train.eval_interval={eval_every}", f"train.eval_batches={eval_batches}", "train.log_interval=50",
-              f"train.batch_size={batch}"]
+              f"train.eval_interval={eval_every}", f"train.eval_batches={eval_batches}", "train.log_interval=50"]
     if which == "ours gpt2+AdamW":  # the recipe that matched nanoGPT step for step: its settings, our code
         return ["model.preset='custom'", "model.arch='gpt2'", f"model.n_layer={n_layer}", f"model.n_head={n_head}",
                 f"model.n_embd={n_embd}", f"model.block_size={block}", "optim.name='adamw'", "optim.lr=1e-3",
                 "optim.min_lr=1e-4", "optim.schedule='cosine'", f"optim.warmup_steps={warmup}",
-                f"train.max_steps={steps}", "train.precision='fp32'", *common]
-    if which == "ours --config shakespeare" or shape != "mini":  # the example as shipped: its shape, recipe and
-        return common[:-1]  # length, whatever the target's shape (smoke: --set shrinks it)
+                f"train.max_steps={steps}", "train.precision='fp32'", f"train.batch_size={batch}", *common]
+    if which == "ours --config shakespeare" or shape != "mini":  # the example as shipped: its shape, batch, recipe
+        return common  # and length, whatever the target's shape (smoke: --set shrinks it)
     # the 10.65M shape: the example's recipe on its preset's mini size, at the example's share of nanoGPT's steps
     from autogpt_gui.config import RunConfig
     from autogpt_gui.resources import resource_path
 
     example = RunConfig.load(resource_path("configs", "shakespeare.toml"))
     scale = steps / SHAPES["small"][5]
-    return [f"model.preset='{example.model.preset.replace('micro', 'mini')}'", *common,
+    return [f"model.preset='{example.model.preset.replace('micro', 'mini')}'", f"train.batch_size={batch}", *common,
             f"train.max_steps={round(example.train.max_steps * scale)}",
             f"optim.warmup_steps={max(1, round(example.optim.warmup_steps * scale))}"]
 

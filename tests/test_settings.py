@@ -171,3 +171,16 @@ def test_the_window_picks_the_automatic_tokenizer_for_a_pretrained_model_and_tra
     init.line.setText("")
     init.line.editingFinished.emit()
     assert combo.currentData() == "auto" and combo.currentText() == "Automatic (char)" and combo.isEnabled()
+
+
+@pytest.mark.parametrize("example", ["shakespeare", "python-docs"])
+def test_the_form_and_the_examples_train_with_the_one_recommended_recipe(example):
+    """config.RECOMMENDED owns the recipe; the examples that use it must say the same, field by field."""
+    from autogpt_gui.config import RECOMMENDED
+    from autogpt_gui.resources import resource_path
+
+    shipped, form = RunConfig.load(resource_path("configs", f"{example}.toml")), RunConfig.recommended()
+    for assignment in RECOMMENDED:
+        section, key = assignment.split("=", 1)[0].split(".")
+        assert getattr(getattr(shipped, section), key) == getattr(getattr(form, section), key), assignment
+    assert shipped.model == form.model  # the preset's block kind and shape too
