@@ -3,6 +3,7 @@ headless."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -101,18 +102,39 @@ def run() -> None:
     exit at once. When main returns, the run has ended and its files are written and closed; what is left is
     the interpreter's and torch's teardown, where a late Ctrl-C or SIGTERM (Python's handlers are gone by
     then) would kill the process by that signal instead of letting it report main's exit code."""
-    import logging
-    import signal
-
+    code = 130
     try:
         code = main()
     except KeyboardInterrupt:  # a Ctrl-C after main's own handling (its handlers restored) is still a Ctrl-C
         code = 130
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # the exit code stands
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # No line between main's return and this try lets a pending signal raise: a Ctrl-C whose C handler ran just
+    # before (Python's runs at the next call) raises inside the try, and is retried until quiet handlers are in.
+    while True:  # (a range() here would be a call outside the try)
+        try:
+            _quiet_signals()
+            break
+        except KeyboardInterrupt:
+            continue
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe or console: nothing more can be said
+        pass
     os._exit(code)
+
+
+def _quiet_signals() -> None:
+    """Handlers that do nothing, for the moment the process leaves. Blocking the signals would not do: the
+    mask is the main thread's, and torch's worker threads would still take them."""
+    import signal
+
+    def ignore(signum, frame) -> None:
+        pass
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), ignore)
 
 
 def main(argv: list[str] | None = None) -> int:

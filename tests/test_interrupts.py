@@ -216,6 +216,36 @@ def test_ctrl_c_as_a_finished_run_leaves_never_kills_the_process_by_signal(tmp_p
     assert all(code in (0, 130) for code in codes), codes
 
 
+
+LEAVING_SCRIPT = """
+import logging, os, signal, sys, threading
+import autogpt_gui.cli as cli
+
+go, sent = threading.Event(), threading.Event()
+def worker():  # like torch's worker threads: started while the run trained, the signals not blocked in it
+    go.wait()
+    os.kill(os.getpid(), signal.SIGINT)
+    sent.set()
+    threading.Event().wait()  # still there when the process leaves
+threading.Thread(target=worker, daemon=True).start()
+real_shutdown = logging.shutdown
+def shutdown_as_a_ctrl_c_lands():
+    go.set()
+    sent.wait()
+    real_shutdown()
+logging.shutdown = shutdown_as_a_ctrl_c_lands
+cli.main = lambda argv=None: int(sys.argv[1])
+cli.run()
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_ctrl_c_that_lands_as_the_process_leaves_keeps_mains_exit_code(code):
+    """The moment the end-to-end test above can only hit by chance, made certain: main has returned, and a Ctrl-C
+    arrives through another thread while the process leaves. The exit code is main's, not death by the signal (-2)."""
+    proc = subprocess.run([sys.executable, "-c", LEAVING_SCRIPT, str(code)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+
 WINDOW_SCRIPT = """
 import sys
 from autogpt_gui.config import RunConfig
