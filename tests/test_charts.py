@@ -64,3 +64,44 @@ def test_overlays_and_export(charts, tmp_path):
     assert len(rows) == 20 and rows[0]["step"] == "1" and float(rows[-1]["loss"]) == pytest.approx(5 / 20 ** 0.5)
     charts.export_png(str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def _planned(lo, hi, total=1000):
+    return [{"step": s, "tokens_seen": s * 100, "elapsed": s * 0.5, "loss": 5.0 / s ** 0.5,
+             "lr": 1e-3 * min(1.0, s / 50), "tokens_per_sec": 2000.0 + s % 7, "max_steps": total} for s in range(lo, hi)]
+
+
+def test_axes_hold_still_while_a_run_fills_them_and_a_users_zoom_stays(charts):
+    """While a run trains, the x axes end at the next round number past the last step (the curve fills at least
+    two fifths of the width), capped at the planned end; the rate and tokens/s axes start at zero. So the axes
+    change a few times a run, not every frame (their layout was most of the window's cost at small sizes). A
+    user's zoom is theirs until they press the auto-range button."""
+    loss_vb, lr_vb = charts.loss_plot.getViewBox(), charts.lr_plot.getViewBox()
+    ranges = set()
+    for lo in range(1, 500, 10):
+        charts.add_steps(_planned(lo, lo + 10))
+        charts.redraw()
+        if lo > 200:
+            ranges.add(tuple(np.round(loss_vb.viewRange()[0], 6)))
+    assert len(ranges) == 1, ranges  # steps 210..500 all within one range: 0..500 with a margin
+    (x0, x1), = ranges
+    assert -15 < x0 < 0 and 500 < x1 < 520
+    assert lr_vb.viewRange()[1][0] == 0 and lr_vb.viewRange()[1][1] >= 1e-3  # from zero, over the peak
+    assert charts.tps_plot.getViewBox().viewRange()[1][0] == 0
+
+    charts.add_steps(_planned(500, 700))
+    charts.redraw()
+    assert 1000 <= loss_vb.viewRange()[0][1] < 1030  # the next round number is the planned end: the whole run
+
+    loss_vb.scaleBy(x=0.25)  # what the mouse wheel does: the user zooms in on the loss
+    zoomed = loss_vb.viewRange()[0]
+    charts.add_steps(_planned(700, 800))
+    charts.redraw()
+    assert np.allclose(loss_vb.viewRange()[0], zoomed)  # their view stays while the run goes on
+    assert lr_vb.viewRange()[0][1] > 1000  # the other charts still follow the run
+    loss_vb.enableAutoRange()  # the "A" button: the chart follows the run again
+    charts.redraw()
+    assert 1000 <= loss_vb.viewRange()[0][1] < 1030
+
+    charts.x_combo.setCurrentIndex(charts.x_combo.findData("elapsed"))  # wall time has no planned end
+    assert 400 <= loss_vb.viewRange()[0][1] < 520  # 400 s so far: up to 500 s
