@@ -6,7 +6,6 @@ peak downsampling and clip-to-view, and smoothing extended incrementally rather 
 from __future__ import annotations
 
 import csv
-import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -15,7 +14,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -25,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from autogpt_gui.engine.train.events import EvalMetrics, StepMetrics, numeric_fields
+from autogpt_gui.ui.chart_axes import AxisRanges
 from autogpt_gui.ui.markers import MarkerLayer, checkpoint_marker
 
 X_AXES = {"step": "Step", "tokens_seen": "Tokens seen", "elapsed": "Time (s)"}
@@ -101,48 +100,6 @@ def _thin(n: int, most: int = 20_000):
 
 
 
-class Pins:
-    """Fixed ranges for the charts' axes while a run trains, so pyqtgraph does not lay out and repaint every
-    axis on every frame (at nanoGPT's CPU size that was most of the window's cost). The user's own view wins:
-    once they zoom or pan an axis it is theirs; the auto-range button ("A") gives it back."""
-
-    def __init__(self):
-        self._set: dict[tuple[int, int], tuple[float, float]] = {}
-
-    def pin(self, plot, axis: int, lo: float, hi: float) -> None:
-        vb = plot.getViewBox()
-        key = (id(vb), axis)
-        ours = self._set.get(key)
-        if ours is not None and not vb.state["autoRange"][axis]:
-            shown = vb.viewRange()[axis]
-            if not (math.isclose(shown[0], ours[0], rel_tol=1e-6, abs_tol=1e-12)
-                    and math.isclose(shown[1], ours[1], rel_tol=1e-6, abs_tol=1e-12)):
-                return  # the user's view
-            if ours == (lo, hi):
-                return
-        (vb.setXRange if axis == 0 else vb.setYRange)(lo, hi, padding=0)
-        self._set[key] = (lo, hi)
-
-    def release(self, plot, axis: int) -> None:
-        """Back to pyqtgraph's auto range (nothing to pin to), unless the user holds a view of their own."""
-        vb = plot.getViewBox()
-        ours = self._set.pop((id(vb), axis), None)
-        if ours is not None and np.allclose(vb.viewRange()[axis], ours):
-            vb.enableAutoRange(axis=axis)
-
-
-def _round_up(v: float) -> float:
-    """The smallest of 1, 2 and 5 times a power of ten that is at least v (1 for nothing yet)."""
-    if not v > 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(v))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= v * (1 - 1e-12))
-
-
-def _grown(top: float, peak: float) -> float:
-    """The top of a range that starts at zero: kept while the data fits, else the peak with a quarter to spare."""
-    return top if 0 < peak <= top else peak * 1.25
-
 class ChartsPanel(QWidget):
     """The run's curves, with smoothing, x-axis choice, log scale, crosshair read-out and export."""
 
@@ -163,9 +120,6 @@ class ChartsPanel(QWidget):
         self.alpha = 0.6
         self.x_key = "step"
         self.overlays: list = []
-        self.pins = Pins()
-        self._tops = {"lr": 0.0, "tokens_per_sec": 0.0}
-        self._loss_range: tuple[float, float, bool] | None = None
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("X axis"))
@@ -237,9 +191,7 @@ class ChartsPanel(QWidget):
         self._mouse = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
         self._label_x()
-        for plot in (self.loss_plot, self.lr_plot, self.tps_plot, self.acc_plot):
-            for name in ("left", "bottom"):  # an axis drawn once into a pixmap, again only when it changes
-                plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.axes = AxisRanges(self)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -253,8 +205,7 @@ class ChartsPanel(QWidget):
         self.evals.clear()
         self._smooth = np.zeros(0)
         self._ema_state = 0.0
-        self._tops = dict.fromkeys(self._tops, 0.0)
-        self._loss_range = None
+        self.axes.reset()
         self.redraw()
 
     def add_steps(self, records: list[dict]) -> None:
@@ -286,8 +237,7 @@ class ChartsPanel(QWidget):
         self.evals.clear()
         self._smooth = np.zeros(0)
         self._ema_state = 0.0
-        self._tops = dict.fromkeys(self._tops, 0.0)
-        self._loss_range = None
+        self.axes.reset()
         if steps:
             self.steps.extend(rows_of(steps, STEP_COLUMNS))
             self._extend_smoothing()
@@ -328,7 +278,7 @@ class ChartsPanel(QWidget):
         self.tps_curve.setData(x[keep], self.steps.col("tokens_per_sec")[keep], skipFiniteCheck=True)
         self.val_curve.setData(self.evals.col(self.x_key), self.evals.col("val_loss"))
         self.markers.place(self.steps.col("step"), x)
-        self._pin_ranges()
+        self.axes.keep()
         accuracy = self.evals.col("accuracy")
         has_accuracy = bool(np.isfinite(accuracy).any())
         if has_accuracy != (self.acc_plot.scene() is not None):
@@ -339,63 +289,6 @@ class ChartsPanel(QWidget):
         if has_accuracy:
             known = np.isfinite(accuracy)
             self.acc_curve.setData(self.evals.col(self.x_key)[known], accuracy[known] * 100)
-
-    def x_span(self) -> tuple[float, float] | None:
-        """The x range the charts show: from the run's first point to the next round number (1, 2 or 5 times a
-        power of ten) past its last, so the curves fill at least two fifths of the width and the axes change only
-        a few times in a run; never past the run's planned end on the step and tokens axes (then it shows the
-        whole run). Longer overlays stretch it. None before the first point."""
-        if not self.steps.n:
-            return None
-        xs = self.steps.col(self.x_key)
-        first, last = float(xs[0]), float(xs[-1])
-        last = max([last, *(float(np.nanmax(c.xData)) for c in self.overlays if c.xData is not None and len(c.xData))])
-        end = _round_up(last)
-        step, total = self.steps.col("step")[-1], self.steps.col("max_steps")[-1]
-        if self.x_key != "elapsed" and np.isfinite(total) and total > 0 and step > 0:
-            planned = total if self.x_key == "step" else self.steps.col("tokens_seen")[-1] * total / step
-            end = max(min(end, planned), last)
-        lo = 0.0 if first <= 0.25 * end else first  # a branch's log starts where it forked
-        pad = 0.02 * (end - lo)  # room for the first and last tick labels
-        return lo - pad, end + pad
-
-    def _pin_ranges(self) -> None:
-        """The x axes span x_span(), the learning-rate and tokens/s axes start at zero and grow only when a value
-        passes their top: the axes are laid out again a few times in a run, not on every frame."""
-        span = self.x_span()
-        for plot in (self.loss_plot, self.lr_plot, self.tps_plot, self.acc_plot):
-            if span is None:
-                self.pins.release(plot, 0)
-            else:
-                self.pins.pin(plot, 0, *span)
-        self._pin_loss_range()
-        for plot, col in ((self.lr_plot, "lr"), (self.tps_plot, "tokens_per_sec")):
-            values = self.steps.col(col)
-            peak = float(np.nanmax(values)) if self.steps.n and np.isfinite(values).any() else 0.0
-            self._tops[col] = _grown(self._tops[col], peak) if peak > 0 else 0.0
-            if self._tops[col] > 0:
-                self.pins.pin(plot, 1, 0.0, self._tops[col])
-            else:
-                self.pins.release(plot, 1)
-
-    def _pin_loss_range(self) -> None:
-        """The loss axis fits every curve on it (raw, validation, overlays) with a margin, and is fitted again only
-        when a value falls outside: as a loss falls, a few times a run (in log scale, in log units)."""
-        log = self.log_y.isChecked()
-        values = [self.steps.col("loss"), self.evals.col("val_loss"), *(c.yData for c in self.overlays)]
-        ys = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values if v is not None])
-        ys = ys[np.isfinite(ys) & (ys > 0)] if log else ys[np.isfinite(ys)]
-        if not len(ys):
-            self._loss_range = None
-            self.pins.release(self.loss_plot, 1)
-            return
-        lo, hi = (float(np.log10(ys.min())), float(np.log10(ys.max()))) if log else (float(ys.min()), float(ys.max()))
-        fit = self._loss_range
-        if fit is None or fit[2] != log or lo < fit[0] or hi > fit[1]:
-            span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
-            fit = (lo - 0.1 * span, hi + 0.05 * span, log)  # the room below lets the loss fall a while
-            self._loss_range = fit
-        self.pins.pin(self.loss_plot, 1, fit[0], fit[1])
 
     def _x_changed(self) -> None:
         self.x_key = self.x_combo.currentData()
