@@ -105,3 +105,18 @@ def test_axes_hold_still_while_a_run_fills_them_and_a_users_zoom_stays(charts):
 
     charts.x_combo.setCurrentIndex(charts.x_combo.findData("elapsed"))  # wall time has no planned end
     assert 400 <= loss_vb.viewRange()[0][1] < 520  # 400 s so far: up to 500 s
+
+
+def test_a_run_whose_first_frame_holds_one_step_is_still_followed_and_overlays_fit(charts):
+    """One point is an empty range, which pyqtgraph widens on its own; that must not read as the user's zoom."""
+    loss_vb = charts.loss_plot.getViewBox()
+    charts.add_steps(_planned(1, 2))
+    charts.redraw()
+    charts.add_steps(_planned(2, 300))
+    charts.redraw()
+    assert 300 < loss_vb.viewRange()[0][1] < 520
+    cols = {k: np.arange(1, 3001, dtype=float) for k in ("step", "tokens_seen", "elapsed")}
+    cols["loss"] = np.linspace(3, 2, 3000)
+    charts.set_overlays([("a longer run", cols)])
+    charts.redraw()
+    assert loss_vb.viewRange()[0][1] > 3000  # the longer run's whole curve

@@ -14,28 +14,31 @@ class Pins:
     until its auto-range button ("A") gives it back."""
 
     def __init__(self):
-        self._set: dict[tuple[int, int], tuple[float, float]] = {}
+        # per axis: the range asked for, and the range the view showed then (pyqtgraph widens an empty one)
+        self._set: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] = {}
 
     def pin(self, plot, axis: int, lo: float, hi: float) -> None:
         vb = plot.getViewBox()
         key = (id(vb), axis)
         ours = self._set.get(key)
         if ours is not None and not vb.state["autoRange"][axis]:
-            shown = vb.viewRange()[axis]
-            if not (math.isclose(shown[0], ours[0], rel_tol=1e-6, abs_tol=1e-12)
-                    and math.isclose(shown[1], ours[1], rel_tol=1e-6, abs_tol=1e-12)):
+            if not _same(vb.viewRange()[axis], ours[1]):
                 return  # the user's view
-            if ours == (lo, hi):
+            if ours[0] == (lo, hi):
                 return
         (vb.setXRange if axis == 0 else vb.setYRange)(lo, hi, padding=0)
-        self._set[key] = (lo, hi)
+        self._set[key] = ((lo, hi), tuple(vb.viewRange()[axis]))
 
     def release(self, plot, axis: int) -> None:
         """Back to pyqtgraph's auto range (nothing to pin to), unless the user holds a view of their own."""
         vb = plot.getViewBox()
         ours = self._set.pop((id(vb), axis), None)
-        if ours is not None and np.allclose(vb.viewRange()[axis], ours):
+        if ours is not None and _same(vb.viewRange()[axis], ours[1]):
             vb.enableAutoRange(axis=axis)
+
+
+def _same(a, b) -> bool:
+    return all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12) for x, y in zip(a, b))
 
 
 def round_up(v: float) -> float:
@@ -86,7 +89,7 @@ class AxisRanges:
         if c.x_key != "elapsed" and np.isfinite(total) and total > 0 and step > 0:
             planned = total if c.x_key == "step" else c.steps.col("tokens_seen")[-1] * total / step
             end = max(min(end, planned), last)
-        lo = 0.0 if first <= 0.25 * end else first  # a branch's log starts where it forked
+        lo = 0.0 if first <= 0.25 * end or first >= end else first  # a branch's log starts where it forked
         pad = 0.02 * (end - lo)  # room for the first and last tick labels
         return lo - pad, end + pad
 
